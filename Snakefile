@@ -1,0 +1,20 @@
+# sg3pipe: invert, edit and re-render face videos with StyleGAN3.
+# This file is the table of contents: configuration, validation, one rule file per stage, and `all`.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/generator.smk"
+
+
+rule all:
+    input:
+        rules.generator_preview.output,

@@ -1,0 +1,1 @@
+"""File formats: atomic outputs, Parquet tables with provenance, model files."""

@@ -1,0 +1,1 @@
+"""Video files: locating ffmpeg, probing, decoding and writing."""
