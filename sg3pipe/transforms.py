@@ -3,8 +3,10 @@
 The convention (FACTS.md section 4), stated once for the whole project:
 
 * Image coordinates are ``(x, y)`` with ``x`` to the right (columns) and ``y`` down (rows), the origin at
-  the image centre and one unit equal to the output image width. Pixel ``(col, row)`` of a ``W``-wide
-  square image sits at ``((col + 0.5) / W - 0.5, (row + 0.5) / W - 0.5)``.
+  the image centre and one unit equal to the output image width. Pixel coordinates follow dlib and
+  OpenCV: the centre of pixel ``(col, row)`` is the point ``(col, row)``, so it sits at unit coordinates
+  ``((col + 0.5) / W - 0.5, (row + 0.5) / W - 0.5)`` in a ``W``-wide square image
+  (:func:`pixel_to_unit`, :func:`unit_to_pixel`).
 * ``make_transform(angle_deg, tx, ty, scale)`` is the 3x3 matrix ``M`` that moves image content:
   ``M = [[s*c, s*sn, tx], [-s*sn, s*c, ty], [0, 0, 1]]`` with ``c, sn = cos, sin(angle)``. The content at
   point ``p`` ends up at ``M @ p``. A positive angle turns the content counter-clockwise as seen on screen;
@@ -76,3 +78,17 @@ def pixel_shift(pixels_x: ArrayLike, pixels_y: ArrayLike, resolution: int) -> np
     """
     return make_transform(0.0, np.asarray(pixels_x, dtype=np.float64) / resolution,
                           np.asarray(pixels_y, dtype=np.float64) / resolution)
+
+
+def pixel_to_unit(points: ArrayLike, width: int) -> np.ndarray:
+    """Pixel coordinates (centre of pixel ``(col, row)`` at ``(col, row)``) to unit image coordinates.
+
+    Args:
+        points: ``[..., 2]`` ``(x, y)`` pixel coordinates in an image ``width`` pixels wide.
+    """
+    return (np.asarray(points, dtype=np.float64) + 0.5) / width - 0.5
+
+
+def unit_to_pixel(points: ArrayLike, width: int) -> np.ndarray:
+    """Unit image coordinates (origin at the centre, 1 = image width) to pixel coordinates; ``[..., 2]``."""
+    return (np.asarray(points, dtype=np.float64) + 0.5) * width - 0.5
