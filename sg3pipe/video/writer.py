@@ -47,8 +47,9 @@ def write_video(
                 block = block[None] if block.ndim == 3 else block
                 if process is None:
                     height, width = block.shape[1:3]
-                    video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
-                                         framerate=fps)
+                    video = ffmpeg.input(
+                        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
+                    )
                     streams = [video]
                     if audio_from is not None:
                         streams.append(ffmpeg.input(str(audio_from)).audio)

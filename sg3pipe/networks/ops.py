@@ -1,0 +1,162 @@
+"""Fast CPU/GPU implementations of StyleGAN3's two costly ops, in plain PyTorch.
+
+Both compute exactly the math of the official reference ops (``reference_ops.py`` keeps that math in its
+literal, slow form; tests check the two agree), but skip the work the literal form wastes:
+
+* ``filtered_lrelu``: the official op zero-stuffs the signal before filtering (so three quarters of the
+  multiplies are by zero) and filters at the full rate before throwing away every other sample. Here the
+  upsampling is a strided transposed convolution (polyphase: no multiply by an inserted zero), the
+  downsampling is strided (only kept samples are computed), separable filters run as two 1-D passes of
+  channel-multiplier-1 depthwise convolutions (the fast kernel on the CPU), the output gain is folded into
+  the downsampling filter, and the largest tensor is updated in place when no gradient is needed.
+* ``modulated_conv2d``: instead of building one modulated weight per sample and running a grouped
+  convolution, the style scales the input, one shared convolution runs over the whole batch, and the
+  demodulation coefficients (computed with one matrix product) scale the output.
+
+Everything is differentiable with autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Channels of a filtered_lrelu call are processed in chunks whose upsampled intermediate
+# stays under this many bytes, which bounds peak memory at high resolutions (a 1024x1024 R layer would
+# otherwise hold several GB at once).
+CHUNK_BYTES = 256 << 20
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool,
+    input_gain: torch.Tensor,
+    padding: int,
+) -> torch.Tensor:
+    """Style-modulated convolution with optional weight demodulation.
+
+    Args:
+        x: ``[N, I, H, W]`` input.
+        weight: ``[O, I, k, k]`` shared convolution weight.
+        styles: ``[N, I]`` per-sample input-channel scales.
+        demodulate: normalise each output channel of each sample's modulated weight to unit norm.
+        input_gain: scalar tensor multiplying the input (``magnitude_ema ** -0.5``).
+        padding: zero padding on each side.
+
+    Returns:
+        ``[N, O, H + 2*padding - k + 1, W + 2*padding - k + 1]``.
+    """
+    n = x.shape[0]
+    if demodulate:
+        weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        # Per-sample RMS (the official code uses the batch's); demodulation cancels any scale of the styles
+        # but the 1e-8 epsilon, so outputs agree and a sample never depends on its batch companions.
+        styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    x = x * (styles * input_gain.to(styles.dtype)).to(x.dtype).reshape(n, -1, 1, 1)
+    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    if demodulate:
+        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+    return x
+
+
+def filtered_lrelu(
+    x: torch.Tensor,
+    fu: torch.Tensor | None,
+    fd: torch.Tensor | None,
+    b: torch.Tensor,
+    up: int,
+    down: int,
+    padding: list[int],
+    gain: float,
+    slope: float,
+    clamp: float | None,
+) -> torch.Tensor:
+    """Bias, upsample by ``up`` with ``fu``, leaky ReLU, clamp, downsample by ``down`` with ``fd``.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        fu: 1-D upsampling filter ``[Ku]`` (``Ku`` a multiple of ``up``), or ``None`` when ``up == 1``.
+        fd: 1-D ``[Kd]`` or 2-D ``[Kd, Kd]`` downsampling filter, or ``None`` when ``down == 1``.
+        b: ``[C]`` bias.
+        padding: ``[x0, x1, y0, y1]`` padding of the upsampled signal (negative values crop).
+        gain, slope, clamp: leaky-ReLU output gain, negative slope and symmetric clamp (``None``: no clamp).
+
+    Returns:
+        ``[N, C, H_out, W_out]`` with ``H_out = (H*up + y0 + y1 - Ku - Kd + 2 + down - 1) // down`` (likewise W).
+    """
+    n, c, h, w = x.shape
+    x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
+    upsampled_bytes = (
+        n * (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
+    )
+    chunk = max(1, CHUNK_BYTES // max(upsampled_bytes, 1))
+    outs = [
+        _filtered_lrelu_chunk(part, fu, fd, up, down, padding, gain, slope, clamp)
+        for part in x.split(chunk, 1)
+    ]
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
+
+def _filtered_lrelu_chunk(x, fu, fd, up, down, padding, gain, slope, clamp):
+    """``filtered_lrelu`` on a block of channels (bias already added)."""
+    x0, x1, y0, y1 = padding
+    x = _upsample_axis(x, fu, up, x0, x1, axis=3)
+    x = _upsample_axis(x, fu, up, y0, y1, axis=2)
+    # lrelu(v) * gain == lrelu(v * gain) for gain > 0, so the gain moves into the downsampling filter and
+    # the clamp is scaled to match: one pass less over the largest tensor.
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    if slope != 1:
+        x = F.leaky_relu_(x, slope) if inplace else F.leaky_relu(x, slope)
+    if clamp is not None:
+        x = x.clamp_(-clamp / gain, clamp / gain) if inplace else x.clamp(-clamp / gain, clamp / gain)
+    return _downsample(x, fd, down, gain)
+
+
+def _depthwise_weight(taps: torch.Tensor, channels: int, axis: int, dtype: torch.dtype) -> torch.Tensor:
+    """The same 1-D ``taps [K]`` for every channel, as a depthwise weight along ``axis`` (2 or 3)."""
+    k = taps.shape[0]
+    shape = (channels, 1, 1, k) if axis == 3 else (channels, 1, k, 1)
+    return taps.to(dtype).reshape(1, 1, *shape[2:]).expand(shape).contiguous()
+
+
+def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: int, stride: int = 1) -> torch.Tensor:
+    """Correlate every channel of ``x [N, C, H, W]`` with ``taps`` along ``axis``, keeping every ``stride``-th."""
+    strides = (1, stride) if axis == 3 else (stride, 1)
+    # One output per group (channel multiplier 1): the fast depthwise kernel on the CPU.
+    return F.conv2d(x, _depthwise_weight(taps, x.shape[1], axis, x.dtype), stride=strides, groups=x.shape[1])
+
+
+def _upsample_axis(x: torch.Tensor, f: torch.Tensor | None, up: int, pad0: int, pad1: int, axis: int):
+    """Zero-stuff by ``up``, pad by ``(pad0, pad1)`` and convolve with ``f * up`` along one axis.
+
+    A strided transposed convolution computes the zero-stuffed convolution without touching the zeros
+    (each output sample uses only the ``Ku / up`` taps that meet real samples: polyphase filtering).
+    """
+    if f is None:  # up == 1: padding (or cropping) only
+        return F.pad(x, [pad0, pad1] if axis == 3 else [0, 0, pad0, pad1])
+    length = x.shape[axis]
+    strides = (1, up) if axis == 3 else (up, 1)
+    full = F.conv_transpose2d(
+        x, _depthwise_weight(f * up, x.shape[1], axis, x.dtype), stride=strides, groups=x.shape[1]
+    )
+    # The zero-stuffed, padded signal filtered in "valid" mode starts at sample Ku - 1 - pad0 of the full
+    # transposed convolution and ends at sample length*up + pad1 (exclusive).
+    start = f.shape[0] - 1 - pad0
+    extra_end = length * up + pad1 - full.shape[axis]
+    return F.pad(full, [-start, extra_end] if axis == 3 else [0, 0, -start, extra_end])
+
+
+def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int, gain: float) -> torch.Tensor:
+    """Convolve with ``f * gain`` and keep every ``down``-th sample, computing only the kept ones."""
+    if f is None:
+        return x * gain if gain != 1 else x
+    f = (f * gain).flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        c, k = x.shape[1], f.shape[0]
+        weight = f.to(x.dtype).reshape(1, 1, k, k).expand(c, 1, k, k).contiguous()
+        return F.conv2d(x, weight, stride=down, groups=c)
+    # The gain goes on one of the two separable passes only.
+    return _depthwise(_depthwise(x, f, axis=3, stride=down), f / gain, axis=2, stride=down)
