@@ -24,9 +24,7 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def provenance(
-    config: dict[str, Any] | None = None, models: dict[str, str | os.PathLike] | None = None
-) -> dict:
+def provenance(config: dict[str, Any] | None = None, models: dict[str, str | os.PathLike] | None = None) -> dict:
     """A JSON-serialisable record: ``{"sg3pipe_version", "config", "models": {name: {"path", "sha256"}}}``."""
     from sg3pipe import __version__
 

@@ -35,9 +35,7 @@ def make_transform(angle_deg: ArrayLike, tx: ArrayLike, ty: ArrayLike, scale: Ar
     Returns:
         ``[..., 3, 3]`` float64 matrices.
     """
-    angle, tx, ty, scale = np.broadcast_arrays(
-        *(np.asarray(v, dtype=np.float64) for v in (angle_deg, tx, ty, scale))
-    )
+    angle, tx, ty, scale = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (angle_deg, tx, ty, scale)))
     rad = np.deg2rad(angle)
     c, s = np.cos(rad) * scale, np.sin(rad) * scale
     m = np.zeros(angle.shape + (3, 3))
@@ -47,9 +45,7 @@ def make_transform(angle_deg: ArrayLike, tx: ArrayLike, ty: ArrayLike, scale: Ar
     return m
 
 
-def synthesis_transform(
-    angle_deg: ArrayLike, tx: ArrayLike, ty: ArrayLike, scale: ArrayLike = 1.0
-) -> np.ndarray:
+def synthesis_transform(angle_deg: ArrayLike, tx: ArrayLike, ty: ArrayLike, scale: ArrayLike = 1.0) -> np.ndarray:
     """The matrix to pass as ``G.synthesis(ws, transform=...)`` to move the content by ``make_transform``.
 
     Returns:

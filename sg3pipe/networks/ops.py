@@ -89,14 +89,9 @@ def filtered_lrelu(
     """
     n, c, h, w = x.shape
     x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    upsampled_bytes = (
-        n * (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
-    )
+    upsampled_bytes = n * (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
     chunk = max(1, CHUNK_BYTES // max(upsampled_bytes, 1))
-    outs = [
-        _filtered_lrelu_chunk(part, fu, fd, up, down, padding, gain, slope, clamp)
-        for part in x.split(chunk, 1)
-    ]
+    outs = [_filtered_lrelu_chunk(part, fu, fd, up, down, padding, gain, slope, clamp) for part in x.split(chunk, 1)]
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
 

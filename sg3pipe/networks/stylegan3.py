@@ -34,7 +34,7 @@ IMPLS = {"fast": ops, "reference": reference_ops}
 
 
 def _assert_shape(tensor: torch.Tensor, shape: list[int | None], what: str) -> None:
-    if tensor.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, tensor.shape)):
+    if tensor.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, tensor.shape, strict=True)):
         expected = "[" + ", ".join("N" if s is None else str(s) for s in shape) + "]"
         raise ValueError(f"{what}: expected shape {expected}, got {list(tensor.shape)}")
 
@@ -56,9 +56,7 @@ class FullyConnectedLayer(torch.nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
-        self.weight = torch.nn.Parameter(
-            torch.randn([out_features, in_features]) * (weight_init / lr_multiplier)
-        )
+        self.weight = torch.nn.Parameter(torch.randn([out_features, in_features]) * (weight_init / lr_multiplier))
         init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
         self.bias = torch.nn.Parameter(torch.from_numpy(init / lr_multiplier)) if bias else None
         self.weight_gain = lr_multiplier / np.sqrt(in_features)
@@ -173,17 +171,13 @@ class SynthesisInput(torch.nn.Module):
         transform = self.transform if transform is None else transform.to(t.device, torch.float32)
         transform = transform.expand(n, 3, 3)
         zero, one = torch.zeros_like(t[:, 0]), torch.ones_like(t[:, 0])
-        m_r = torch.stack([t[:, 0], -t[:, 1], zero, t[:, 1], t[:, 0], zero, zero, zero, one], 1).reshape(
-            n, 3, 3
-        )
+        m_r = torch.stack([t[:, 0], -t[:, 1], zero, t[:, 1], t[:, 0], zero, zero, zero, one], 1).reshape(n, 3, 3)
         m_t = torch.stack([one, zero, -t[:, 2], zero, one, -t[:, 3], zero, zero, one], 1).reshape(n, 3, 3)
         transform = m_r @ m_t @ transform
         freqs = self.freqs.unsqueeze(0)  # [N, C, 2]
         phases = self.phases.unsqueeze(0) + (freqs @ transform[:, :2, 2:]).squeeze(2)  # [N, C]
         freqs = freqs @ transform[:, :2, :2]
-        amplitudes = (
-            1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)
-        ).clamp(0, 1)
+        amplitudes = (1 - (freqs.norm(dim=2) - self.bandwidth) / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
         grid = (
             torch.arange(self.size, device=t.device, dtype=torch.float32) + 0.5 - self.size / 2
         ) / self.sampling_rate
@@ -276,7 +270,11 @@ class SynthesisLayer(torch.nn.Module):
         fp16: bool = False,
         update_emas: bool = False,
     ) -> torch.Tensor:
-        """``x [N, in_channels, in_size, in_size]``, ``styles [N, in_channels]`` -> ``[N, out_channels, out_size, out_size]``."""
+        """``x [N, in_channels, in_size, in_size]``, ``styles [N, in_channels]``.
+
+        Returns:
+            ``[N, out_channels, out_size, out_size]``.
+        """
         _assert_shape(x, [None, self.in_channels, self.in_size, self.in_size], f"{self.spec.name} input")
         if update_emas:
             magnitude = x.detach().to(torch.float32).square().mean()
@@ -388,9 +386,7 @@ class SynthesisNetwork(torch.nn.Module):
         if transform is not None:
             transform = torch.as_tensor(transform, dtype=torch.float32)
             if transform.shape[-2:] != (3, 3) or transform.ndim not in (2, 3):
-                raise ValueError(
-                    f"transform: expected shape [3, 3] or [N, 3, 3], got {list(transform.shape)}"
-                )
+                raise ValueError(f"transform: expected shape [3, 3] or [N, 3, 3], got {list(transform.shape)}")
         x = self.input(styles["input"], transform)
         for name in self.layer_names:
             x = getattr(self, name)(x, styles[name], impl=impl, fp16=fp16, update_emas=update_emas)
