@@ -12,6 +12,7 @@ validate(config, "config/schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/frames.smk"
 include: "rules/generator.smk"
 
 

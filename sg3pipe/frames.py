@@ -1,0 +1,465 @@
+"""The per-video frames stage: landmarks, FFHQ-aligned crops, unaligned crops and crop transforms.
+
+:func:`build_frames` turns one video into three files:
+
+* ``frames.parquet``: one row per decoded source frame (:data:`COLUMNS`), provenance in the metadata;
+* ``aligned.mkv``: the FFHQ-aligned crop of every frame (``align.size`` pixels square, lossless FFV1);
+* ``crops.mkv``: the unaligned crop of every frame, cut with one window for the whole video (same size).
+
+Both containers hold exactly one frame per table row, in order. It takes two decodes of the video: the first
+finds the landmarks (the crop window needs all of them), the second cuts both crops.
+
+Frame status (column ``status``):
+
+* ``ok``: landmarks found in the frame;
+* ``interpolated``: no face found, but within a gap of at most ``align.max_gap`` frames with faces on both
+  sides; its landmarks are interpolated linearly between them;
+* ``unusable``: no face found, in a longer gap;
+* ``no_face``: no face found, in a gap of at most ``max_gap`` frames at the start or the end of the clip
+  (nothing on one side to interpolate from).
+
+Later stages use the frames whose status is in :data:`USABLE` and pass the others through unedited. Their
+aligned frame is black and their landmarks, quads and transforms are NaN; their unaligned crop is real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from sg3pipe.faces.alignment import crop_window, ffhq_quad, warp_quad
+from sg3pipe.faces.crop_transforms import crop_transforms
+from sg3pipe.faces.landmarks import make_detector, make_predictor, read_landmark_table
+from sg3pipe.faces.tracking import FaceFrame, FaceTracker, read_face_track
+from sg3pipe.io.tables import write_table
+from sg3pipe.provenance import provenance
+from sg3pipe.video.decode import read_frames
+from sg3pipe.video.probe import VideoInfo, probe_video
+from sg3pipe.video.writer import write_video
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "interpolated", "no_face", "unusable")
+USABLE = ("ok", "interpolated")
+
+# Table columns and the shapes of the array columns (stored flattened, shapes in the metadata).
+COLUMNS = (
+    "frame",
+    "source_frame",
+    "time_s",
+    "status",
+    "n_faces",
+    "multiple_faces",
+    "bbox",
+    "landmarks",
+    "aligned_quad",
+    "crop_quad",
+    "angle_deg",
+    "tx",
+    "ty",
+    "scale",
+    "transform",
+    "score",
+)
+SHAPES = {"bbox": [4], "landmarks": [68, 2], "aligned_quad": [4, 2], "crop_quad": [4, 2], "transform": [3, 3]}
+
+
+class NoUsableFaceError(RuntimeError):
+    """Not one frame of a video has a usable face."""
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Config ``ingest``: how frames are decoded (defaults as in config/schemas/config.schema.yaml)."""
+
+    fps: float | None = None  # decode at this constant rate (frames/s); None: the video's own rate
+    batch_size: int = 64  # frames decoded per batch
+
+
+@dataclass(frozen=True)
+class LandmarkSettings:
+    """Config ``landmarks``: where landmarks come from."""
+
+    backend: str = "dlib"  # dlib | face_alignment | table
+    detector: str = "hog"  # hog | mmod (dlib's face detectors, used by both predictor backends)
+    upsample: int = 0  # times frames are doubled before whole-frame detection (1: faces from ~40 px)
+    min_score: float = 0.0  # minimum detector score of a face
+    count_score: float = 0.5  # minimum detector score of another face to count in n_faces
+    redetect_every: int = 25  # whole-frame detection at least every this many frames (0: when lost only)
+    table: str | None = None  # Parquet landmarks table for the `table` backend (manifest `landmarks` wins)
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """Config ``align``: the aligned crops, the crop window and the transforms."""
+
+    size: int = 64  # side of both crops in pixels: the generator's resolution
+    quad_rule: str = "ffhq"  # ffhq: max(2|e2e|, 1.8|e2m|); editing: 2|e2e| (stylegan3-editing)
+    crop_mode: str = "robust"  # robust: median centre and quantile size; first_frame: official rule
+    crop_quantile: float = 0.5  # quantile of the quad sides that sets the crop window side
+    crop_margin: float = 1.0  # factor on that side
+    border: str = "reflect"  # how crops are filled beyond the frame: reflect | edge | constant
+    max_gap: int = 5  # longest run of faceless frames filled by interpolation
+    use_scale: bool = False  # whether `transform` includes the scale term
+
+
+def settings(cls, config: dict | None):
+    """A settings dataclass from its config section, failing on unknown keys."""
+    config = dict(config or {})
+    unknown = set(config) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+    return cls(**config)
+
+
+@dataclass
+class FaceTrack:
+    """Pass 1 of a video: what was found in each decoded frame (``N`` frames)."""
+
+    frames: np.ndarray  # [N] int64 index in the decoded clip (= frame of the crop containers)
+    source_frames: np.ndarray  # [N] int64 index of the frame in the video at its own rate
+    times_s: np.ndarray  # [N] float64 player time of each frame (s)
+    landmarks: np.ndarray  # [N, 68, 2] float64 pixels, NaN where no face
+    boxes: np.ndarray  # [N, 4] float64 detector boxes (x0, y0, x1, y1), NaN where none
+    scores: np.ndarray  # [N] float64 detector scores, NaN where none
+    n_faces: np.ndarray  # [N] int64 faces in view
+
+
+def fill_gaps(landmarks: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate short runs of faceless frames and label every frame (module docstring).
+
+    Args:
+        landmarks: ``[N, 68, 2]`` pixel coordinates, NaN rows where no face was found.
+        max_gap: longest run of faceless frames that is filled.
+
+    Returns:
+        ``(landmarks, status)``: filled ``[N, 68, 2]`` float64 and ``[N]`` status strings.
+    """
+    landmarks = np.array(landmarks, dtype=np.float64)
+    found = ~np.isnan(landmarks).any(axis=(1, 2))
+    status = np.where(found, "ok", "unusable").astype(object)
+    start = 0
+    while start < len(found):
+        if found[start]:
+            start += 1
+            continue
+        end = start
+        while end < len(found) and not found[end]:
+            end += 1
+        # frames start..end-1 have no face
+        if end - start <= max_gap:
+            if start == 0 or end == len(found):
+                status[start:end] = "no_face"
+            else:
+                w = ((np.arange(start, end) - (start - 1)) / (end - (start - 1)))[:, None, None]
+                landmarks[start:end] = (1 - w) * landmarks[start - 1] + w * landmarks[end]
+                status[start:end] = "interpolated"
+        start = end
+    return landmarks, status
+
+
+def locate_faces(
+    info: VideoInfo,
+    landmarks: LandmarkSettings,
+    ingest: IngestSettings,
+    clip: dict,
+    landmark_table: str | None = None,
+    face_track: str | None = None,
+    device: str = "auto",
+) -> FaceTrack:
+    """Pass 1: decode the clip and find the face's landmarks in every frame.
+
+    Args:
+        info: the probed video.
+        clip: ``read_frames`` options ``start_s``, ``end_s``, ``max_frames`` (None: whole video).
+        landmark_table: Parquet table of precomputed landmarks (columns ``frame``, ``landmarks``); used
+            instead of any detector when given.
+        face_track: table of face boxes per frame (sg3pipe.faces.tracking.read_face_track): the predictor
+            runs on these boxes instead of the detector's.
+        device: torch device of the ``face_alignment`` backend (``auto``: CUDA when present, else the CPU).
+    """
+    frames, sources, times = [], [], []
+    tracker = predictor = None
+    if landmark_table is None:
+        predictor = make_predictor(landmarks.backend, device)
+        if face_track is None:
+            detector = make_detector(landmarks.detector, landmarks.upsample, landmarks.min_score)
+            tracker = FaceTracker(detector, predictor, landmarks.redetect_every, landmarks.count_score)
+        else:
+            boxes = read_face_track(face_track)
+    found = []
+    total = clip.get("max_frames") or info.n_frames
+    with tqdm(total=total, desc=f"landmarks {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
+        for batch in read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip):
+            source = np.rint((batch.times_s - info.first_frame_s) * info.fps).astype(np.int64)
+            frames.append(batch.indices)
+            sources.append(source)
+            times.append(batch.times_s)
+            if tracker is not None:
+                found.extend(tracker.update(image) for image in batch.images)
+            elif predictor is not None:
+                found.extend(_predict_on_boxes(predictor, batch.images, source, boxes))
+            bar.update(len(batch.indices))
+    frames, sources, times = np.concatenate(frames), np.concatenate(sources), np.concatenate(times)
+    if landmark_table is not None:
+        lm = read_landmark_table(landmark_table, sources)
+        has = ~np.isnan(lm).any(axis=(1, 2))
+        return FaceTrack(
+            frames,
+            sources,
+            times,
+            lm,
+            np.full((len(frames), 4), np.nan),
+            np.where(has, 1.0, np.nan),
+            has.astype(np.int64),
+        )
+    if tracker is not None:
+        log.info(
+            "%s: %d whole-frame and %d region detections for %d frames",
+            info.path,
+            tracker.detections,
+            tracker.region_detections,
+            len(frames),
+        )
+    nan_landmarks, nan_box = np.full((68, 2), np.nan), np.full(4, np.nan)
+    return FaceTrack(
+        frames,
+        sources,
+        times,
+        np.stack([nan_landmarks if f.landmarks is None else f.landmarks for f in found]),
+        np.stack([nan_box if f.box is None else f.box for f in found]),
+        np.array([f.score for f in found], dtype=np.float64),
+        np.array([f.n_faces for f in found], dtype=np.int64),
+    )
+
+
+def _predict_on_boxes(
+    predictor, images: np.ndarray, source_frames: np.ndarray, boxes: dict[int, np.ndarray]
+) -> list[FaceFrame]:
+    """Landmarks of frames ``[B, H, W, 3]`` on the boxes of a face track (source frame -> ``[4]`` box)."""
+    out = []
+    for index, image in zip(source_frames, images, strict=True):
+        box = boxes.get(int(index))
+        landmarks = None if box is None else predictor(image, box[None])[0]
+        out.append(FaceFrame(landmarks, box, float("nan"), int(box is not None), False))
+    return out
+
+
+def frame_columns(track: FaceTrack, align: AlignSettings, video: str) -> dict[str, np.ndarray]:
+    """The frames table of a video from what pass 1 found: status, quads, crop window, transforms.
+
+    Args:
+        track: pass 1's result for ``N`` frames.
+        align: the alignment settings.
+        video: the video's path, for the error message.
+
+    Returns:
+        Column name -> ``[N, ...]`` array, in the order of :data:`COLUMNS` (shapes in :data:`SHAPES`).
+
+    Raises:
+        NoUsableFaceError: no frame is usable.
+    """
+    filled, status = fill_gaps(track.landmarks, align.max_gap)
+    usable = np.isin(status, USABLE)
+    if not usable.any():
+        raise NoUsableFaceError(
+            f"{video}: no usable face in any of its {len(status)} frames; check that a face at least 80 "
+            "pixels wide is in view, or set landmarks.upsample: 1 (smaller faces) or landmarks.detector: "
+            "mmod (turned heads), or give the video a landmarks table in the manifest"
+        )
+    filled[~usable] = np.nan
+    quads = ffhq_quad(filled, align.quad_rule)
+    window = crop_window(quads, usable, align.crop_mode, align.crop_quantile, align.crop_margin)
+    transforms = crop_transforms(quads, window, align.use_scale)
+    n = len(status)
+    return {
+        "frame": track.frames.astype(np.int64),
+        "source_frame": track.source_frames.astype(np.int64),
+        "time_s": track.times_s.astype(np.float64),
+        "status": status.astype(str),
+        "n_faces": track.n_faces,
+        "multiple_faces": track.n_faces > 1,
+        "bbox": track.boxes,
+        "landmarks": filled,
+        "aligned_quad": quads,
+        "crop_quad": np.broadcast_to(window, (n, 4, 2)),
+        "angle_deg": transforms["angle_deg"],
+        "tx": transforms["tx"],
+        "ty": transforms["ty"],
+        "scale": transforms["scale"],
+        "transform": transforms["transform"].reshape(n, 9),
+        "score": track.scores,
+    }
+
+
+def build_frames(
+    video: str | os.PathLike,
+    table_path: str | os.PathLike,
+    aligned_path: str | os.PathLike,
+    crops_path: str | os.PathLike,
+    config: dict,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    max_frames: int | None = None,
+    landmarks: str | None = None,
+    face_track: str | None = None,
+) -> None:
+    """Run the frames stage on one video (module docstring).
+
+    Args:
+        video: the source video.
+        table_path, aligned_path, crops_path: outputs (``.parquet``, ``.mkv``, ``.mkv``), written atomically.
+        config: the workflow config; reads its sections ``ingest``, ``landmarks``, ``align`` and ``device``.
+        start_s, end_s, max_frames: the clip of the video to use (manifest options; None: all of it).
+        landmarks: a precomputed landmarks table for this video (manifest option), else
+            ``landmarks.table`` when the backend is ``table``.
+        face_track: a face-track table for this video (manifest option).
+
+    Raises:
+        VideoError: the video cannot be read. NoUsableFaceError: no frame has a usable face.
+    """
+    ingest = settings(IngestSettings, config.get("ingest"))
+    lm_settings = settings(LandmarkSettings, config.get("landmarks"))
+    align = settings(AlignSettings, config.get("align"))
+    if landmarks is None and lm_settings.backend == "table":
+        if lm_settings.table is None:
+            raise ValueError(
+                f"{video}: landmark backend `table` needs a table: set landmarks.table in the config "
+                "or a `landmarks` column in the manifest"
+            )
+        landmarks = lm_settings.table
+    info = probe_video(video)
+    clip = {"start_s": start_s, "end_s": end_s, "max_frames": max_frames}
+    device = config.get("device", "auto")
+    track = locate_faces(info, lm_settings, ingest, clip, landmarks, face_track, device)
+    columns = frame_columns(track, align, str(video))
+    fps = ingest.fps or info.fps
+    _write_crops(
+        info,
+        clip,
+        ingest,
+        columns["aligned_quad"],
+        columns["crop_quad"][0],
+        align,
+        aligned_path,
+        crops_path,
+        fps,
+    )
+    counts = {s: int((columns["status"] == s).sum()) for s in STATUSES}
+    log.info("%s: %d frames: %s", video, len(columns["frame"]), counts)
+    used = {"ingest": ingest, "landmarks": lm_settings, "align": align}
+    meta = {
+        "provenance": provenance(
+            {
+                **{k: dataclasses.asdict(v) for k, v in used.items()},
+                "clip": clip,
+                "landmarks_table": landmarks,
+                "face_track": face_track,
+            },
+            _model_files(lm_settings, landmarks),
+        ),
+        "shapes": SHAPES,
+        "video": {"path": info.path, "width": info.width, "height": info.height, "fps": fps},
+        "status_counts": counts,
+        "transform": "content-moving M, aligned-crop to crop unit coordinates; G.synthesis takes inverse(M)",
+    }
+    write_table(table_path, columns, meta)
+
+
+def _model_files(lm: LandmarkSettings, landmark_table: str | None) -> dict:
+    """The model files a run depended on, for provenance."""
+    from sg3pipe.faces import landmarks as lmk
+
+    if landmark_table is not None:
+        return {}
+    files = {"detector": lmk.dlib_model_path(lmk.MMOD_DETECTOR)} if lm.detector == "mmod" else {}
+    if lm.backend == "face_alignment":
+        files["predictor"] = lmk.fan_checkpoint_path()
+    else:
+        files["predictor"] = lmk.dlib_model_path(lmk.SHAPE_PREDICTOR)
+    return files
+
+
+def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_path, fps) -> None:
+    """Pass 2: decode again and write the aligned and the unaligned crop of every frame."""
+    black = np.zeros((align.size, align.size, 3), dtype=np.uint8)
+    position = 0
+
+    def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal position
+        for batch in read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip):
+            for image in batch.images:
+                quad = quads[position]
+                aligned = black if np.isnan(quad).any() else warp_quad(image, quad, align.size, align.border)
+                yield aligned, warp_quad(image, window, align.size, align.border)
+                position += 1
+
+    write_pair(aligned_path, crops_path, pairs(), fps)
+    if position != len(quads):
+        raise RuntimeError(f"{info.path}: the second decode gave {position} frames, the first {len(quads)}")
+
+
+def write_pair(
+    path_a: str | os.PathLike,
+    path_b: str | os.PathLike,
+    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
+    fps: float,
+) -> None:
+    """Write two lossless videos at once from one stream of frame pairs ``([H, W, 3], [H, W, 3])`` uint8.
+
+    The second video is encoded by a thread fed through a small queue. If either side fails, neither file is
+    left behind and the error is raised here.
+    """
+    feed: queue.Queue = queue.Queue(maxsize=8)
+    errors: list[BaseException] = []
+    abort = RuntimeError(f"writing {path_a} failed")
+
+    def frames_b() -> Iterator[np.ndarray]:
+        while (item := feed.get()) is not None:
+            if item is abort:
+                raise abort
+            yield item
+
+    def encode_b() -> None:
+        try:
+            write_video(path_b, frames_b(), fps, codec="lossless")
+        except BaseException as exc:  # noqa: BLE001 - raised again by the main thread
+            errors.append(exc)
+
+    def send(item) -> None:
+        while thread.is_alive():  # a thread that stopped on an error takes nothing more
+            try:
+                feed.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                pass
+
+    def frames_a() -> Iterator[np.ndarray]:
+        for a, b in pairs:
+            if errors:
+                raise errors[0]
+            send(b)
+            yield a
+
+    thread = threading.Thread(target=encode_b, name="write-crops")
+    thread.start()
+    try:
+        write_video(path_a, frames_a(), fps, codec="lossless")
+    except BaseException:
+        send(abort)
+        thread.join()
+        raise
+    send(None)
+    thread.join()
+    if errors:
+        Path(path_a).unlink(missing_ok=True)
+        raise errors[0]
