@@ -43,9 +43,9 @@ rule frames:
     params:
         options=frames_options,
     log:
-        "results/logs/frames/{video}.log",
+        "logs/frames/{video}.log",
     benchmark:
-        "results/benchmarks/frames/{video}.tsv"
+        "benchmarks/out/frames/{video}.tsv"
     threads: 2  # the landmark loop, plus ffmpeg decoding and the two FFV1 encoders beside it
     resources:
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
@@ -60,9 +60,9 @@ rule astronaut_sample:
         video="samples/astronaut.mp4",
         truth="samples/astronaut.truth.parquet",
     log:
-        "results/logs/astronaut_sample.log",
+        "logs/astronaut_sample.log",
     benchmark:
-        "results/benchmarks/astronaut_sample.tsv"
+        "benchmarks/out/astronaut_sample.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -91,7 +91,7 @@ class LandmarkSettings:
 
     backend: str = "dlib"  # dlib | face_alignment | table
     detector: str = "hog"  # hog | mmod (dlib's face detectors, used by both predictor backends)
-    upsample: int = 0  # times frames are doubled before whole-frame detection (1: faces from ~40 px)
+    upsample: int = 1  # times frames are doubled before whole-frame detection (1: faces from ~40 px)
     min_score: float = 0.0  # minimum detector score of a face
     count_score: float = 0.5  # minimum detector score of another face to count in n_faces
     redetect_every: int = 25  # whole-frame detection at least every this many frames (0: when lost only)
@@ -199,7 +199,7 @@ def locate_faces(
     found = []
     total = clip.get("max_frames") or info.n_frames
     with tqdm(total=total, desc=f"landmarks {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
-        for batch in read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip):
+        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
             source = np.rint((batch.times_s - info.first_frame_s) * info.fps).astype(np.int64)
             frames.append(batch.indices)
             sources.append(source)
@@ -272,9 +272,10 @@ def frame_columns(track: FaceTrack, align: AlignSettings, video: str) -> dict[st
     usable = np.isin(status, USABLE)
     if not usable.any():
         raise NoUsableFaceError(
-            f"{video}: no usable face in any of its {len(status)} frames; check that a face at least 80 "
-            "pixels wide is in view, or set landmarks.upsample: 1 (smaller faces) or landmarks.detector: "
-            "mmod (turned heads), or give the video a landmarks table in the manifest"
+            f"{video}: no usable face in any of its {len(status)} frames; check that a face is in view (dlib "
+            "finds faces from 80 / 2**landmarks.upsample pixels wide): raise landmarks.upsample for smaller "
+            "faces, set landmarks.detector: mmod for turned heads, or give the video a landmarks table in the "
+            "manifest"
         )
     filled[~usable] = np.nan
     quads = ffhq_quad(filled, align.quad_rule)
@@ -396,7 +397,7 @@ def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_p
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         nonlocal position
-        for batch in read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip):
+        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
             for image in batch.images:
                 quad = quads[position]
                 aligned = black if np.isnan(quad).any() else warp_quad(image, quad, align.size, align.border)
@@ -406,6 +407,47 @@ def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_p
     write_pair(aligned_path, crops_path, pairs(), fps)
     if position != len(quads):
         raise RuntimeError(f"{info.path}: the second decode gave {position} frames, the first {len(quads)}")
+
+
+def prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Yield the items of ``items`` while a thread already reads the next ``depth`` of them.
+
+    Decoding runs in ffmpeg's own process, but a pipe holds less than one frame: without a reader ahead,
+    ffmpeg waits while the frames are processed and the two never overlap.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            ready.put(exc)
+            return
+        finally:
+            if stop.is_set():
+                items.close()
+        ready.put(done)
+
+    thread = threading.Thread(target=read, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def write_pair(

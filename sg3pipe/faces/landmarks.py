@@ -1,6 +1,7 @@
 """Face detectors and 68-point landmark predictors, behind two small interfaces.
 
-* A *detector* is called on a frame ``[H, W]`` or ``[H, W, 3]`` uint8 and returns :class:`Detections`.
+* A *detector* is called on a frame ``[H, W]`` or ``[H, W, 3]`` uint8 (and optionally ``upsample``, the times
+  the frame is doubled first) and returns :class:`Detections`.
 * A *predictor* is called on a frame and boxes ``[K, 4]`` and returns landmarks ``[K, 68, 2]``.
 
 Boxes are ``(x0, y0, x1, y1)`` and landmarks ``(x, y)``, both in pixel coordinates of the frame (dlib's
@@ -97,8 +98,10 @@ class HogDetector:
         self.threshold = threshold
         self._detector = _load_dlib("hog")
 
-    def __call__(self, image: np.ndarray) -> Detections:
-        rects, scores, _ = self._detector.run(_as_gray(image), self.upsample, self.threshold)
+    def __call__(self, image: np.ndarray, upsample: int | None = None) -> Detections:
+        """Faces in ``image``; ``upsample`` overrides the configured number of doublings."""
+        upsample = self.upsample if upsample is None else upsample
+        rects, scores, _ = self._detector.run(_as_gray(image), upsample, self.threshold)
         return Detections(_rect_array(rects), np.asarray(scores, dtype=np.float64).reshape(-1))
 
 
@@ -115,9 +118,11 @@ class MmodDetector:
         self.threshold = threshold
         self._detector = _load_dlib("mmod", str(dlib_model_path(MMOD_DETECTOR)))
 
-    def __call__(self, image: np.ndarray) -> Detections:
+    def __call__(self, image: np.ndarray, upsample: int | None = None) -> Detections:
+        """Faces in ``image``; ``upsample`` overrides the configured number of doublings."""
+        upsample = self.upsample if upsample is None else upsample
         rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-        found = [d for d in self._detector(np.ascontiguousarray(rgb), self.upsample) if d.confidence >= self.threshold]
+        found = [d for d in self._detector(np.ascontiguousarray(rgb), upsample) if d.confidence >= self.threshold]
         return Detections(
             _rect_array([d.rect for d in found]), np.array([d.confidence for d in found], dtype=np.float64)
         )

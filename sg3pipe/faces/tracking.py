@@ -12,8 +12,9 @@ Per frame, :class:`FaceTracker` does one of two things:
   frame, pick the face continuing the last track (else the highest-scoring one), then refine its landmarks
   with a track step on the same frame.
 
-So a frame costs about one small detection; whole-frame detections happen on the first frame, after losing
-the face, and every ``redetect_every`` frames to count the faces in view (``n_faces``).
+So a frame costs about one small detection; whole-frame detections happen on the first frame and after losing
+the face (with the detector's ``upsample`` setting, to find small faces), and every ``redetect_every`` frames
+to count the faces in view (``n_faces``; without upsampling, so it counts faces from about 80 px wide).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class FaceTracker:
         self._since_detect += 1
         found = None if self._landmarks is None else self._track(image, self._landmarks)
         if found is not None and self.redetect_every and self._since_detect >= self.redetect_every:
-            self._others = self._count_others(self._detect_all(image), found.box)
+            self._others = self._count_others(self._detect_all(image, upsample=0), found.box)
         elif found is None:
             found = self._detect(image)
         self._landmarks = None if found is None else found.landmarks
@@ -133,10 +134,11 @@ class FaceTracker:
             others &= iou(found.boxes, box) < MIN_IOU
         return int(others.sum())
 
-    def _detect_all(self, image: np.ndarray) -> Detections:
+    def _detect_all(self, image: np.ndarray, upsample: int | None = None) -> Detections:
+        """Whole-frame detection (``upsample`` None: the detector's own setting)."""
         self.detections += 1
         self._since_detect = 0
-        return self.detector(image)
+        return self.detector(image, upsample=upsample)
 
     def _detect(self, image: np.ndarray) -> FaceFrame | None:
         """Whole-frame detection, then a track step on the chosen face to refine its landmarks."""
@@ -166,7 +168,7 @@ class FaceTracker:
         region = np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
         # The detector box is about 0.57 quad sides wide; scale the region so it is DETECT_FACE_PX.
         det_size = int(round(REGION_FACTOR * DETECT_FACE_PX / 0.57))
-        found = self.detector(warp_quad(image, region, det_size))
+        found = self.detector(warp_quad(image, region, det_size), upsample=0)  # the face is DETECT_FACE_PX wide
         self.region_detections += 1
         expected = np.array([0.5, 0.5, 0.5, 0.5]) * det_size + np.array([-0.5, -0.5, 0.5, 0.5]) * DETECT_FACE_PX
         overlap = iou(found.boxes, expected)
