@@ -1,7 +1,8 @@
 """Throughput of the synthetic face renderer (images/s), and whether dlib finds its faces.
 
-Usage: python benchmarks/bench_renderer.py [--resolution 64] [--batch 200] [--repeats 5] [--dlib 64]
-Prints images/s at the given resolution with the current torch thread count (2 on the dev machines).
+Usage: python benchmarks/bench_renderer.py [--resolution 64] [--batch 200] [--repeats 5] [--threads N] [--dlib 100]
+Prints images/s at the given resolution with torch's thread count (default: torch's own, 2 on the dev machines).
+On a shared machine pass --threads 1: torch's intra-op threads wait for each other when a core is busy.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--dlib", type=int, default=0, help="also run dlib on this many faces at 256 px")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rate = throughput(args.resolution, args.batch, args.repeats)
     print(f"{rate:.0f} images/s at {args.resolution}x{args.resolution} ({torch.get_num_threads()} threads)")
     if args.dlib:

@@ -154,13 +154,16 @@ def test_resolution_only_changes_sampling():
     fine = torch.nn.functional.avg_pool2d(render(params, 192).images, 3)
     coarse = render(params, 64).images
     mse = ((fine - coarse) ** 2).mean() / 4  # images span 2 units
-    # Measured about 38 dB: same picture, different anti-aliasing footprints.
-    assert 10 * torch.log10(1 / mse) > 32
+    # Measured 34 dB (33-36 over seeds): the same picture through different anti-aliasing footprints. Moving
+    # the fine render by a third of a coarse pixel drops it to 30 dB.
+    assert 10 * torch.log10(1 / mse) > 31.5
 
 
 def test_small_feature_regions_hold_everything_they_paint(monkeypatch):
-    params = torch.cat([extreme_faces(), random_faces(6, seed=6)])
-    params = with_values(params, scale=torch.tensor([1.0, 1.0, 0.35, 0.3, 1.0, 1.0, 0.3, 1.0, 0.4, 1.0]))
+    # Faces near the ends of every range (u ~ 3 N(0, I)), at small scales too (wider anti-aliasing ramps).
+    u = 3 * torch.randn(96, NUM_LATENT, generator=torch.Generator().manual_seed(1))
+    params = torch.cat([extreme_faces(), params_from_normal(u)])
+    params = with_values(params, scale=torch.linspace(0.25, 1.2, len(params)))
     culled = render(params, 48).images
     monkeypatch.setattr(renderer, "_REGIONS", {name: (0.0, 10.0, 0.0, 10.0) for name in renderer._REGIONS})
     assert (render(params, 48).images - culled).abs().max() < 1e-5

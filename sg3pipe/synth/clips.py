@@ -65,8 +65,8 @@ def clip_params(spec: ClipSpec) -> torch.Tensor:
 
     The identity is face 0 of ``sample_params(1, spec.seed)``; over the clip the head wanders (angle within
     +-MAX_ANGLE, shifts up to 0.12 / 0.08 frame widths, zoom within 8% of ``spec.scale``), the face starts
-    neutral with open eyes, smiles (and opens the mouth) from a random moment in the middle third, and
-    blinks two or three times.
+    neutral with open eyes, smiles (and opens the mouth) from a random moment between a third and half of
+    the clip, and blinks two or three times (fewer in clips under 2 s).
 
     Returns:
         ``[spec.frames, NUM_PARAMS]`` float32.
@@ -76,8 +76,9 @@ def clip_params(spec: ClipSpec) -> torch.Tensor:
     onset = rng.uniform(spec.seconds / 3, spec.seconds / 2)
     smile = 0.05 + 0.85 * _smoothstep((time_s - onset) / 0.6)
     mouth_open = 0.05 + 0.6 * _smoothstep((time_s - onset - 0.2) / 0.6)
-    slots = np.arange(0.5, spec.seconds - 0.3, 0.8)  # blinks at least 0.4 s apart, jittered
-    blinks = rng.choice(slots, size=min(len(slots), rng.integers(2, 4)), replace=False) + rng.uniform(-0.2, 0.2)
+    slots = np.arange(0.5, spec.seconds - 0.3, 0.8)  # blinks at least 0.4 s apart: slots 0.8 s apart, jittered
+    count = min(len(slots), rng.integers(2, 4))
+    blinks = rng.choice(slots, size=count, replace=False) + rng.uniform(-0.2, 0.2, size=count)
     blink = np.exp(-(((time_s[:, None] - blinks[None]) / BLINK_SECONDS) ** 2)).sum(1)
     values = {
         "smile": smile,
