@@ -124,7 +124,7 @@ def _head(params: torch.Tensor) -> _Head:
 @dataclass
 class _Eye:
     half_width: torch.Tensor  # corner to eye centre
-    upper: torch.Tensor  # upper lid apex above the corner line (0 when closed)
+    upper: torch.Tensor  # upper lid apex above the corner line (a sliver when closed)
     lower: torch.Tensor  # lower lid apex below the corner line
     line_y: torch.Tensor  # y of the corner line, chosen so the six eye landmarks average to EYE_Y
     iris: torch.Tensor  # iris radius
@@ -314,12 +314,12 @@ def canonical_landmarks(params: torch.Tensor) -> torch.Tensor:
 # analytic box-filter coverage of a straight edge, slightly widened.
 
 
+_HALF = torch.tensor(0.5)
+
+
 def _cover(d: torch.Tensor, inv_width: torch.Tensor) -> torch.Tensor:
     """Fraction of each pixel inside the shape ``d < 0``; ``inv_width`` is 1 / ramp width (canonical units)."""
     return torch.addcmul(_HALF, d, inv_width, value=-1).clamp_(0, 1)
-
-
-_HALF = torch.tensor(0.5)
 
 
 def _both(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
