@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import make_generator
+from generators import make_generator
 from official_format import write_official_pickle
 
 from sg3pipe.cli import main

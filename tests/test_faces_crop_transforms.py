@@ -94,7 +94,7 @@ def test_moving_the_aligned_crop_by_m_reproduces_the_unaligned_crop(angle, centr
 def test_generator_renders_the_aligned_latent_where_m_says():
     """G.synthesis(ws, transform=inverse(M)) is the aligned render moved by M (a small random R generator)."""
     import torch
-    from conftest import make_generator
+    from generators import make_generator
 
     G = make_generator("R", resolution=64)
     ws = G.mapping(torch.randn(1, 32, generator=torch.Generator().manual_seed(0)))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from conftest import make_generator
+from generators import make_generator
 from official_format import write_official_pickle
 
 from sg3pipe.networks import loading

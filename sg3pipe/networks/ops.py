@@ -102,12 +102,36 @@ def _filtered_lrelu_chunk(x, fu, fd, up, down, padding, gain, slope, clamp):
     x = _upsample_axis(x, fu, up, y0, y1, axis=2)
     # lrelu(v) * gain == lrelu(v * gain) for gain > 0, so the gain moves into the downsampling filter and
     # the clamp is scaled to match: one pass less over the largest tensor.
-    inplace = not (torch.is_grad_enabled() and x.requires_grad)
-    if slope != 1:
-        x = F.leaky_relu_(x, slope) if inplace else F.leaky_relu(x, slope)
-    if clamp is not None:
-        x = x.clamp_(-clamp / gain, clamp / gain) if inplace else x.clamp(-clamp / gain, clamp / gain)
+    x = _LeakyReluClamp.apply(x, slope, None if clamp is None else clamp / gain)
     return _downsample(x, fd, down, gain)
+
+
+class _LeakyReluClamp(torch.autograd.Function):
+    """``clamp(leaky_relu(x, slope), -c, c)`` with a backward pass that reads only the output.
+
+    Autograd's own backward of ``clamp`` builds several full-size masks; here one ``where`` does it (the
+    output's sign is the input's, and a clamped output sits exactly at ``+-c``). Updated in place when no
+    gradient is needed.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float, clamp: float | None) -> torch.Tensor:
+        y = x if not x.requires_grad else x.clone()
+        if slope != 1:
+            y = F.leaky_relu_(y, slope)
+        if clamp is not None:
+            y = y.clamp_(-clamp, clamp)
+        ctx.slope, ctx.clamp = slope, clamp
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (y,) = ctx.saved_tensors
+        scale = torch.where(y >= 0, 1.0, ctx.slope)
+        if ctx.clamp is not None:
+            scale = scale.masked_fill_(y.abs() >= ctx.clamp, 0.0)
+        return grad * scale, None, None
 
 
 def _depthwise_weight(taps: torch.Tensor, channels: int, axis: int, dtype: torch.dtype) -> torch.Tensor:

@@ -1,0 +1,80 @@
+"""Generator speed on the CPU: sg3pipe's fast ops against the official reference math, same weights.
+
+Prints, per configuration, the forward and forward+backward times of both implementations and their
+ratio (reference / fast). The reference implementation (``impl="reference"``) is the literal math of
+NVlabs' reference ops: zero-stuffed upsampling, full-rate filtering, grouped modulated convolution.
+The goals of issue 2: forward >= 3x, forward+backward >= 2x.
+
+    python benchmarks/bench_generator.py                      # 64 and 256, T and R, batch 8
+    python benchmarks/bench_generator.py --resolutions 64 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.transforms import synthesis_transform
+
+CONFIGS = {"T": {}, "R": {"conv_kernel": 1, "use_radial_filters": True}}
+
+
+def timed(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up, in seconds."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench(cfg: str, resolution: int, batch: int, repeats: int, channel_base: int, channel_max: int) -> dict:
+    torch.manual_seed(0)
+    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                  channel_base=channel_base, channel_max=channel_max, **CONFIGS[cfg])
+    ws = G.mapping(torch.randn(batch, 512)).detach()
+    transform = torch.as_tensor(synthesis_transform(torch.linspace(-20, 20, batch), 0.05, -0.03))
+
+    def forward(impl):
+        with torch.no_grad():
+            G.synthesis(ws, transform=transform, impl=impl)
+
+    def forward_backward(impl):
+        w = ws.clone().requires_grad_(True)
+        G.synthesis(w, transform=transform, impl=impl).square().mean().backward()
+
+    row = {"config": cfg, "resolution": resolution}
+    for name, fn in (("forward", forward), ("forward+backward", forward_backward)):
+        fast = timed(lambda fn=fn: fn("fast"), repeats)
+        reference = timed(lambda fn=fn: fn("reference"), repeats)
+        row[name] = (fast, reference, reference / fast)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--configs", nargs="+", default=["T", "R"], choices=sorted(CONFIGS))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--channel-base", type=int, default=2048, help="default: the synthetic world's generator")
+    parser.add_argument("--channel-max", type=int, default=128)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+          f"channel_base {args.channel_base}, channel_max {args.channel_max}")
+    print(f"{'config':>6} {'res':>5} {'pass':>17} {'fast s':>8} {'ref s':>8} {'ratio':>6}")
+    for resolution in args.resolutions:
+        for cfg in args.configs:
+            row = bench(cfg, resolution, args.batch, args.repeats, args.channel_base, args.channel_max)
+            for name in ("forward", "forward+backward"):
+                fast, reference, ratio = row[name]
+                print(f"{cfg:>6} {resolution:>5} {name:>17} {fast:8.3f} {reference:8.3f} {ratio:5.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Train the synthetic world's StyleGAN3 generator by supervised distillation from the renderer.
+
+Each step draws ``z ~ N(0, I)``, turns it into face parameters with the fixed map
+``params_from_normal(normalize_2nd_moment(z)[:, :NUM_LATENT])`` (the same normalisation the mapping
+network applies, so ``z -> face`` is a function of what the generator sees), draws a random similarity
+``M`` per sample (rotation and translation, the distribution of the quality bar), and regresses
+``G.synthesis(G.mapping(z), transform=inverse(M))`` onto ``render(params, resolution, M)`` with an MSE
+loss. No adversarial loop: the renderer is the ground truth. Seeded, resumable from its checkpoint, and
+writes a loss curve and a sample grid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sg3pipe.io.atomic import atomic_path
+from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
+from sg3pipe.synth.params import NUM_LATENT, params_from_normal
+from sg3pipe.synth.renderer import render
+from sg3pipe.transforms import make_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GeneratorTrainingConfig:
+    """Architecture and optimisation of the synthetic generator (all defaults are the shipped model's)."""
+
+    resolution: int = 64  # output size in pixels
+    z_dim: int = 64  # latent size; the first NUM_LATENT normalised entries choose the face
+    w_dim: int = 128
+    channel_base: int = 2048
+    channel_max: int = 128
+    architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
+    steps: int = 6000
+    batch: int = 8
+    lr: float = 2e-3  # Adam, cosine-decayed to lr / 20
+    betas: tuple[float, float] = (0.9, 0.99)
+    max_angle_deg: float = 20.0  # training transforms: rotation in +-max_angle_deg
+    max_shift: float = 0.15  # and translation in +-max_shift image widths, per axis
+    identity_fraction: float = 0.25  # share of samples rendered at the identity (aligned) pose
+    seed: int = 0
+    checkpoint_every: int = 100  # steps between checkpoints
+    extra: dict = field(default_factory=dict)  # free-form notes stored with the model
+
+    def generator_kwargs(self) -> dict:
+        """Constructor arguments of :class:`Generator` for this config."""
+        arch = {"T": {}, "R": {"conv_kernel": 1, "use_radial_filters": True}}[self.architecture]
+        return dict(
+            z_dim=self.z_dim,
+            c_dim=0,
+            w_dim=self.w_dim,
+            img_resolution=self.resolution,
+            img_channels=3,
+            mapping_kwargs={"num_layers": 2},
+            channel_base=self.channel_base,
+            channel_max=self.channel_max,
+            **arch,
+        )
+
+
+def face_params(z: torch.Tensor) -> torch.Tensor:
+    """The face a latent ``z [N, z_dim]`` stands for: ``[N, NUM_PARAMS]`` renderer parameters, identity pose."""
+    return params_from_normal(normalize_2nd_moment(z.float())[:, :NUM_LATENT])
+
+
+def random_transforms(
+    n: int, generator: torch.Generator, max_angle_deg: float, max_shift: float, identity_fraction: float = 0.0
+) -> np.ndarray:
+    """``[n, 3, 3]`` content-moving similarities: uniform angle and shift, a share of them the identity."""
+    u = torch.rand(n, 4, generator=generator, dtype=torch.float64).numpy()
+    keep = (u[:, 3] >= identity_fraction).astype(np.float64)
+    angle = (2 * u[:, 0] - 1) * max_angle_deg * keep
+    tx = (2 * u[:, 1] - 1) * max_shift * keep
+    ty = (2 * u[:, 2] - 1) * max_shift * keep
+    return make_transform(angle, tx, ty)
+
+
+def distillation_batch(z: torch.Tensor, content: np.ndarray, resolution: int) -> torch.Tensor:
+    """Renderer targets ``[N, 3, R, R]`` in [-1, 1] for latents ``z`` moved by ``content [N, 3, 3]``."""
+    return render(face_params(z), resolution, content).images
+
+
+def generator_psnr(
+    G: Generator, n: int, seed: int, max_angle_deg: float = 20.0, max_shift: float = 0.15, batch: int = 32
+) -> float:
+    """Mean PSNR (dB, images in [-1, 1]) of ``G`` against the renderer on ``n`` held-out latents and transforms."""
+    rng = torch.Generator().manual_seed(seed)
+    values = []
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            z = torch.randn(m, G.z_dim, generator=rng)
+            content = random_transforms(m, rng, max_angle_deg, max_shift)
+            target = distillation_batch(z, content, G.img_resolution)
+            images = G.synthesis(G.mapping(z), transform=torch.as_tensor(np.linalg.inv(content)))
+            mse = (images.clamp(-1, 1) - target).square().mean(dim=[1, 2, 3]).double()
+            values.append(10 * torch.log10(4 / mse))
+    return float(torch.cat(values).mean())
+
+
+def translation_equivariance_psnr(G: Generator, n: int, seed: int, max_pixels: int = 4, batch: int = 32) -> float:
+    """Mean PSNR (dB) between ``G`` shifted by a random integer pixel offset through its transform and
+    its unshifted image moved by the same offset, away from the borders (StyleGAN3's EQ-T, integer shifts)."""
+    rng = torch.Generator().manual_seed(seed)
+    res = G.img_resolution
+    border = max_pixels
+    values = []
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            ws = G.mapping(torch.randn(m, G.z_dim, generator=rng))
+            shifts = torch.randint(-max_pixels, max_pixels + 1, (m, 2), generator=rng)
+            base = G.synthesis(ws)
+            moved = G.synthesis(
+                ws,
+                transform=torch.as_tensor(
+                    np.linalg.inv(make_transform(0.0, shifts[:, 0].numpy() / res, shifts[:, 1].numpy() / res))
+                ),
+            )
+            for i in range(m):
+                dx, dy = int(shifts[i, 0]), int(shifts[i, 1])
+                expected = torch.roll(base[i], (dy, dx), dims=(1, 2))[:, border:-border, border:-border]
+                got = moved[i][:, border:-border, border:-border]
+                values.append(10 * math.log10(4 / (got - expected).double().square().mean().item()))
+    return float(np.mean(values))
+
+
+def _checkpoint_state(G, optimizer, step, rng, losses, cfg) -> dict:
+    return {
+        "generator": G.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "rng": rng.get_state(),
+        "losses": losses,
+        "config": asdict(cfg),
+    }
+
+
+def _lr_at(step: int, cfg: GeneratorTrainingConfig) -> float:
+    progress = min(step / max(cfg.steps, 1), 1.0)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_generator(
+    out_dir: str | os.PathLike, cfg: GeneratorTrainingConfig, device: str = "cpu", time_limit_s: float | None = None
+) -> Generator:
+    """Train (or resume training) the synthetic generator; returns it in eval mode.
+
+    Writes ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps (atomically; resumed from when
+    present and made with the same config), ``out_dir/losses.json`` and, at the end, ``out_dir/loss.png``
+    and ``out_dir/samples.png``. ``time_limit_s`` stops early (after a checkpoint) so a long run can be
+    split over several invocations.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    G = Generator(**cfg.generator_kwargs()).to(device).train()
+    optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
+    rng = torch.Generator().manual_seed(cfg.seed + 1)
+    step, losses = 0, []
+    checkpoint = out_dir / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config"] != json.loads(json.dumps(asdict(cfg))):
+            raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
+        G.load_state_dict(state["generator"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.set_state(state["rng"])
+        step, losses = state["step"], state["losses"]
+        log.info("resumed %s at step %d", checkpoint, step)
+    started = time.monotonic()
+    while step < cfg.steps:
+        z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
+        content = random_transforms(cfg.batch, rng, cfg.max_angle_deg, cfg.max_shift, cfg.identity_fraction)
+        target = distillation_batch(z, content, cfg.resolution).to(device)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        ws = G.mapping(z.to(device), update_emas=True)
+        images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
+        loss = (images - target).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 20 == 0:
+            log.info(
+                "step %d/%d loss %.5f (%.1f dB)",
+                step,
+                cfg.steps,
+                np.mean(losses[-20:]),
+                10 * math.log10(4 / np.mean(losses[-20:])),
+            )
+        out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+            with atomic_path(checkpoint) as tmp:
+                torch.save(_checkpoint_state(G, optimizer, step, rng, losses, cfg), tmp)
+            with atomic_path(out_dir / "losses.json") as tmp:
+                tmp.write_text(json.dumps(losses))
+        if out_of_time:
+            break
+    G.eval()
+    write_training_figures(G, losses, out_dir)
+    return G
+
+
+def write_training_figures(G: Generator, losses: list[float], out_dir: Path) -> None:
+    """``loss.png`` (PSNR of the training loss per step) and ``samples.png`` (generator vs renderer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    psnr = 10 * np.log10(4 / np.maximum(np.asarray(losses), 1e-12))
+    ax.plot(psnr, lw=0.5, alpha=0.4, label="per step")
+    window = min(100, len(psnr))
+    if window > 1:
+        ax.plot(
+            np.arange(window - 1, len(psnr)),
+            np.convolve(psnr, np.ones(window) / window, "valid"),
+            label=f"mean of {window}",
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("training PSNR (dB)")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out_dir / "loss.png") as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+    rng = torch.Generator().manual_seed(12345)
+    z = torch.randn(8, G.z_dim, generator=rng)
+    content = random_transforms(8, rng, 20.0, 0.15, identity_fraction=0.5)
+    with torch.no_grad():
+        fake = G.synthesis(G.mapping(z), transform=torch.as_tensor(np.linalg.inv(content)))
+    real = distillation_batch(z, content, G.img_resolution)
+    grid = torch.cat([real, fake.clamp(-1, 1)]).add(1).mul(127.5).round().byte()
+    grid = grid.reshape(2, 8, 3, G.img_resolution, G.img_resolution).permute(0, 3, 1, 4, 2)
+    from PIL import Image
+
+    with atomic_path(out_dir / "samples.png") as tmp:
+        Image.fromarray(grid.reshape(2 * G.img_resolution, 8 * G.img_resolution, 3).numpy()).save(tmp)

@@ -1,0 +1,168 @@
+"""The StyleGAN3 generator: fast ops equal the reference math, transforms behave, gradients flow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from generators import make_generator
+
+from sg3pipe.networks.filters import synthesis_schedule
+from sg3pipe.transforms import make_transform, synthesis_transform
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 2.0) -> float:
+    """PSNR in dB for images in [-1, 1] (peak-to-peak 2), as StyleGAN3's equivariance metrics use."""
+    mse = (a - b).double().square().mean().item()
+    return 10 * np.log10(peak**2 / mse)
+
+
+def random_ws(G, n: int, seed: int = 1, psi: float = 1.0) -> torch.Tensor:
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    return G.mapping(z, truncation_psi=psi, truncation_cutoff=8)
+
+
+@torch.no_grad()
+def test_fast_ops_equal_reference_math(generator):
+    ws = random_ws(generator, 3, psi=0.7)
+    transform = torch.as_tensor(synthesis_transform([0.0, 17.0, -40.0], [0.0, 0.11, -0.2], [0.0, -0.05, 0.3]))
+    fast = generator.synthesis(ws, transform=transform)
+    reference = generator.synthesis(ws, transform=transform, impl="reference")
+    assert fast.shape == (3, 3, 32, 32)
+    assert fast.std() > 0.05  # the images are not flat, so the comparison means something
+    assert (fast - reference).abs().max() < 1e-4  # measured about 1e-6
+
+
+@torch.no_grad()
+def test_batched_transforms_equal_one_at_a_time(generator):
+    ws = random_ws(generator, 4)
+    transforms = torch.as_tensor(synthesis_transform([0, 10, 20, -30], [0, 0.1, -0.1, 0.2], [0, 0.05, 0.0, -0.1]))
+    batched = generator.synthesis(ws, transform=transforms)
+    for i in range(4):
+        single = generator.synthesis(ws[i : i + 1], transform=transforms[i])
+        assert (batched[i] - single[0]).abs().max() < 1e-5
+
+
+@torch.no_grad()
+def test_no_transform_uses_the_identity_buffer(generator):
+    ws = random_ws(generator, 2)
+    assert torch.equal(generator.synthesis(ws), generator.synthesis(ws, transform=np.eye(3)))
+
+
+@pytest.mark.parametrize("shift", [1, 3])
+@torch.no_grad()
+def test_integer_pixel_translation_shifts_a_T_image(shift):
+    res = 64
+    G = make_generator("T", resolution=res, seed=3)
+    ws = random_ws(G, 2)
+    base = G.synthesis(ws)
+    moved = G.synthesis(ws, transform=synthesis_transform(0.0, shift / res, -shift / res))  # right and up
+    border = 8
+    expected = base[:, :, shift + border : res - border, border : res - shift - border]
+    got = moved[:, :, border : res - shift - border, shift + border : res - border]
+    value = psnr(got, expected)
+    print(f"translation by {shift} px: PSNR {value:.1f} dB")
+    assert value > 60  # measured 86 dB (random weights, 64x64 T)
+
+
+@torch.no_grad()
+def test_rotation_by_90_degrees_turns_an_R_image_counter_clockwise():
+    res = 64
+    G = make_generator("R", resolution=res, seed=4)
+    ws = random_ws(G, 2)
+    base = G.synthesis(ws)
+    turned = G.synthesis(ws, transform=synthesis_transform(90.0, 0.0, 0.0))
+    counter_clockwise = torch.rot90(base, 1, dims=(2, 3))
+    clockwise = torch.rot90(base, -1, dims=(2, 3))
+    centre = slice(12, res - 12)
+    ccw, cw = (psnr(turned[:, :, centre, centre], ref[:, :, centre, centre]) for ref in (counter_clockwise, clockwise))
+    print(f"R rotation 90 deg: PSNR {ccw:.1f} dB against counter-clockwise, {cw:.1f} dB against clockwise")
+    assert ccw > 25 and ccw > cw + 10
+
+
+@torch.no_grad()
+def test_rotations_compose():
+    a, b = 12.0, -31.0
+    composed = make_transform(a, 0.1, 0.0) @ make_transform(b, 0.0, -0.2)
+    assert np.allclose(np.linalg.inv(composed), synthesis_transform(b, 0.0, -0.2) @ synthesis_transform(a, 0.1, 0.0))
+    assert np.allclose(make_transform(a, 0, 0) @ make_transform(b, 0, 0), make_transform(a + b, 0, 0))
+    G = make_generator("R", seed=5)
+    ws = random_ws(G, 2)
+    one_go = G.synthesis(ws, transform=synthesis_transform(a + b, 0, 0))
+    two_steps = G.synthesis(ws, transform=synthesis_transform(b, 0, 0) @ synthesis_transform(a, 0, 0))
+    assert (one_go - two_steps).abs().max() < 1e-5
+
+
+@torch.no_grad()
+def test_stylespace_round_trip(generator):
+    ws = random_ws(generator, 2)
+    styles = generator.synthesis.styles(ws)
+    assert list(styles) == ["input", *generator.synthesis.layer_names]
+    assert styles["input"].shape == (2, 4) and torch.allclose(styles["input"][:, :2].norm(dim=1), torch.ones(2))
+    transform = synthesis_transform(5.0, 0.02, 0.0)
+    assert torch.equal(
+        generator.synthesis(styles=styles, transform=transform), generator.synthesis(ws, transform=transform)
+    )
+    # One channel only: scaling a whole layer's style vector is undone by weight demodulation.
+    name = generator.synthesis.layer_names[3]
+    edited = {**styles, name: styles[name] + 3 * torch.eye(styles[name].shape[1])[0]}
+    assert not torch.allclose(generator.synthesis(styles=edited), generator.synthesis(styles=styles))
+
+
+def test_stylespace_of_official_r1024_has_9894_channels():
+    _, layers = synthesis_schedule(1024, 3, channel_base=65536, channel_max=1024)
+    assert 4 + sum(layer.in_channels for layer in layers) == 9894
+    assert [layer.name for layer in layers][-3:] == ["L12_1044_64", "L13_1024_64", "L14_1024_3"]
+
+
+@torch.no_grad()
+def test_mapping_truncation():
+    G = make_generator("T")
+    z = torch.randn(3, G.z_dim)
+    ws = G.mapping(z)
+    assert ws.shape == (3, 16, G.w_dim) and torch.equal(ws[:, 0], ws[:, 15])
+    truncated = G.mapping(z, truncation_psi=0.5, truncation_cutoff=4)
+    assert torch.allclose(truncated[:, :4], G.mapping.w_avg.lerp(ws[:, :4], 0.5))
+    assert torch.equal(truncated[:, 4:], ws[:, 4:])
+    assert torch.allclose(G.mapping(z, truncation_psi=0.0), G.mapping.w_avg.expand(3, 16, -1))
+
+
+def test_gradients_flow_to_latents_weights_and_transform(generator):
+    generator.requires_grad_(True)
+    z = torch.randn(2, generator.z_dim)
+    ws = generator.mapping(z).detach().requires_grad_(True)
+    transform = torch.as_tensor(synthesis_transform(7.0, 0.03, -0.02), dtype=torch.float32).requires_grad_(True)
+    generator.synthesis(ws, transform=transform).square().mean().backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+    assert transform.grad is not None and transform.grad.abs().sum() > 0
+    missing = [n for n, p in generator.synthesis.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+    generator.zero_grad()
+    generator(z).mean().backward()
+    assert all(p.grad is not None for p in generator.mapping.parameters())
+
+
+def test_gradients_match_the_reference_math():
+    G = make_generator("T", seed=6)
+    ws = random_ws(G, 2).detach()
+    grads = []
+    for impl in ("fast", "reference"):
+        w = ws.clone().requires_grad_(True)
+        G.synthesis(w, transform=synthesis_transform(10.0, 0.05, 0.0), impl=impl).sin().sum().backward()
+        grads.append(w.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-5)
+
+
+@torch.no_grad()
+def test_fp16_is_ignored_on_the_cpu(generator):
+    ws = random_ws(generator, 1)
+    assert torch.equal(generator.synthesis(ws, fp16=True), generator.synthesis(ws))
+
+
+def test_bad_shapes_fail_clearly(generator):
+    with pytest.raises(ValueError, match=r"ws: expected shape \[N, 16, 32\]"):
+        generator.synthesis(torch.zeros(1, 15, 32))
+    with pytest.raises(ValueError, match="transform"):
+        generator.synthesis(torch.zeros(1, 16, 32), transform=torch.eye(2))
+    with pytest.raises(ValueError, match="z: expected"):
+        generator.mapping(torch.zeros(1, 7))
