@@ -20,6 +20,19 @@ Frame status (column ``status``):
 
 Later stages use the frames whose status is in :data:`USABLE` and pass the others through unedited. Their
 aligned frame is black and their landmarks, quads and transforms are NaN; their unaligned crop is real.
+
+Columns (pixel coordinates are those of the upright decoded frame; arrays are stored flattened, shapes in the
+metadata under ``shapes``):
+
+* ``frame``: row index = frame of both containers; ``source_frame``: index of the frame in the video at its own
+  rate (what landmark tables and face tracks are keyed by); ``time_s``: player time (s);
+* ``n_faces`` (faces in view at the last count, sg3pipe.faces.tracking), ``multiple_faces`` (``n_faces > 1``),
+  ``bbox`` ``[4]`` (the detector's box, NaN when none), ``score`` (its score; 1 for table landmarks);
+* ``landmarks`` ``[68, 2]``, ``aligned_quad`` ``[4, 2]`` (FFHQ quad, sg3pipe.faces.alignment), ``crop_quad``
+  ``[4, 2]`` (the video's crop window, the same in every row);
+* ``angle_deg``, ``tx``, ``ty``, ``scale`` and ``transform`` ``[3, 3]``: the content-moving similarity ``M`` from
+  aligned-crop to unaligned-crop unit coordinates (sg3pipe.faces.crop_transforms); render a frame's crop with
+  ``G.synthesis(ws, transform=inverse(M))``. ``transform`` includes the scale only with ``align.use_scale``.
 """
 
 from __future__ import annotations
@@ -187,49 +200,23 @@ def locate_faces(
             runs on these boxes instead of the detector's.
         device: torch device of the ``face_alignment`` backend (``auto``: CUDA when present, else the CPU).
     """
-    frames, sources, times = [], [], []
-    tracker = predictor = None
-    if landmark_table is None:
-        predictor = make_predictor(landmarks.backend, device)
-        if face_track is None:
-            detector = make_detector(landmarks.detector, landmarks.upsample, landmarks.min_score)
-            tracker = FaceTracker(detector, predictor, landmarks.redetect_every, landmarks.count_score)
-        else:
-            boxes = read_face_track(face_track)
-    found = []
+    find = None if landmark_table is not None else _face_finder(landmarks, face_track, device)
+    frames, sources, times, found = [], [], [], []
     total = clip.get("max_frames") or info.n_frames
     with tqdm(total=total, desc=f"landmarks {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
         for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
-            source = np.rint((batch.times_s - info.first_frame_s) * info.fps).astype(np.int64)
             frames.append(batch.indices)
-            sources.append(source)
+            sources.append(np.rint((batch.times_s - info.first_frame_s) * info.fps).astype(np.int64))
             times.append(batch.times_s)
-            if tracker is not None:
-                found.extend(tracker.update(image) for image in batch.images)
-            elif predictor is not None:
-                found.extend(_predict_on_boxes(predictor, batch.images, source, boxes))
+            if find is not None:
+                found.extend(find(batch.images, sources[-1]))
             bar.update(len(batch.indices))
     frames, sources, times = np.concatenate(frames), np.concatenate(sources), np.concatenate(times)
     if landmark_table is not None:
         lm = read_landmark_table(landmark_table, sources)
         has = ~np.isnan(lm).any(axis=(1, 2))
-        return FaceTrack(
-            frames,
-            sources,
-            times,
-            lm,
-            np.full((len(frames), 4), np.nan),
-            np.where(has, 1.0, np.nan),
-            has.astype(np.int64),
-        )
-    if tracker is not None:
-        log.info(
-            "%s: %d whole-frame and %d region detections for %d frames",
-            info.path,
-            tracker.detections,
-            tracker.region_detections,
-            len(frames),
-        )
+        boxes = np.full((len(frames), 4), np.nan)
+        return FaceTrack(frames, sources, times, lm, boxes, np.where(has, 1.0, np.nan), has.astype(np.int64))
     nan_landmarks, nan_box = np.full((68, 2), np.nan), np.full(4, np.nan)
     return FaceTrack(
         frames,
@@ -242,16 +229,30 @@ def locate_faces(
     )
 
 
-def _predict_on_boxes(
-    predictor, images: np.ndarray, source_frames: np.ndarray, boxes: dict[int, np.ndarray]
-) -> list[FaceFrame]:
-    """Landmarks of frames ``[B, H, W, 3]`` on the boxes of a face track (source frame -> ``[4]`` box)."""
-    out = []
-    for index, image in zip(source_frames, images, strict=True):
-        box = boxes.get(int(index))
-        landmarks = None if box is None else predictor(image, box[None])[0]
-        out.append(FaceFrame(landmarks, box, float("nan"), int(box is not None), False))
-    return out
+def _face_finder(landmarks: LandmarkSettings, face_track: str | None, device: str):
+    """A function ``(images [B, H, W, 3], source_frames [B]) -> [B] FaceFrame`` for pass 1."""
+    predictor = make_predictor(landmarks.backend, device)
+    if face_track is not None:
+        boxes = read_face_track(face_track)
+
+        def on_track_boxes(images: np.ndarray, source_frames: np.ndarray) -> list[FaceFrame]:
+            out = []
+            for index, image in zip(source_frames, images, strict=True):
+                box = boxes.get(int(index))
+                found = None if box is None else predictor(image, box[None])[0]
+                out.append(FaceFrame(found, box, float("nan"), int(box is not None), False))
+            return out
+
+        return on_track_boxes
+    detector = make_detector(landmarks.detector, landmarks.upsample, landmarks.min_score)
+    tracker = FaceTracker(detector, predictor, landmarks.redetect_every, landmarks.count_score)
+
+    def tracked(images: np.ndarray, source_frames: np.ndarray) -> list[FaceFrame]:
+        found = [tracker.update(image) for image in images]
+        log.debug("%d whole-frame and %d region detections so far", tracker.detections, tracker.region_detections)
+        return found
+
+    return tracked
 
 
 def frame_columns(track: FaceTrack, align: AlignSettings, video: str) -> dict[str, np.ndarray]:
@@ -391,52 +392,62 @@ def _model_files(lm: LandmarkSettings, landmark_table: str | None) -> dict:
 
 
 def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_path, fps) -> None:
-    """Pass 2: decode again and write the aligned and the unaligned crop of every frame."""
+    """Pass 2: decode again and write the aligned and the unaligned crop of every frame.
+
+    ``quads`` ``[N, 4, 2]`` are the aligned quads of pass 1 (NaN: black frame), ``window`` ``[4, 2]`` the
+    crop window. A decode that does not give the N frames of pass 1 again leaves no file behind.
+    """
     black = np.zeros((align.size, align.size, 3), dtype=np.uint8)
-    position = 0
+
+    def images() -> Iterator[np.ndarray]:
+        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
+            yield from batch.images
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        nonlocal position
-        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
-            for image in batch.images:
-                quad = quads[position]
-                aligned = black if np.isnan(quad).any() else warp_quad(image, quad, align.size, align.border)
-                yield aligned, warp_quad(image, window, align.size, align.border)
-                position += 1
+        frames = images()
+        for quad in quads:
+            image = next(frames, None)
+            if image is None:
+                raise RuntimeError(
+                    f"{info.path}: the second decode gave fewer than the {len(quads)} frames of the first"
+                )
+            aligned = black if np.isnan(quad).any() else warp_quad(image, quad, align.size, align.border)
+            yield aligned, warp_quad(image, window, align.size, align.border)
+        if next(frames, None) is not None:
+            raise RuntimeError(f"{info.path}: the second decode gave more than the {len(quads)} frames of the first")
 
     write_pair(aligned_path, crops_path, pairs(), fps)
-    if position != len(quads):
-        raise RuntimeError(f"{info.path}: the second decode gave {position} frames, the first {len(quads)}")
 
 
 def prefetch(items: Iterator, depth: int = 2) -> Iterator:
     """Yield the items of ``items`` while a thread already reads the next ``depth`` of them.
 
     Decoding runs in ffmpeg's own process, but a pipe holds less than one frame: without a reader ahead,
-    ffmpeg waits while the frames are processed and the two never overlap.
+    ffmpeg waits while the frames are processed and the two never overlap. An error of the reader is raised
+    in the consumer; a consumer that stops early stops (and closes) the reader.
     """
     ready: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
     def read() -> None:
         try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        pass
-                if stop.is_set():
-                    break
+            if all(offer(item) for item in items):
+                offer(done)
         except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
-            ready.put(exc)
-            return
+            offer(exc)
         finally:
-            if stop.is_set():
-                items.close()
-        ready.put(done)
+            if stop.is_set() and hasattr(items, "close"):
+                items.close()  # e.g. read_frames: ends its ffmpeg process
 
     thread = threading.Thread(target=read, name="prefetch", daemon=True)
     thread.start()

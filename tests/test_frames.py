@@ -18,7 +18,9 @@ from sg3pipe.frames import (
     NoUsableFaceError,
     build_frames,
     fill_gaps,
+    prefetch,
     settings,
+    write_pair,
 )
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.transforms import make_transform, transform_params
@@ -241,3 +243,45 @@ def test_unreadable_video_fails_with_the_video_error(tmp_path):
 def test_table_backend_needs_a_table(tmp_path):
     with pytest.raises(ValueError, match="needs a table"):
         run(tmp_path, ASTRONAUT, {"landmarks": {"backend": "table"}})
+
+
+def test_write_pair_leaves_nothing_when_the_frames_fail(tmp_path):
+    def pairs():
+        for _ in range(3):
+            yield np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+        raise RuntimeError("decode broke")
+
+    with pytest.raises(RuntimeError, match="decode broke"):
+        write_pair(tmp_path / "a.mkv", tmp_path / "b.mkv", pairs(), 25.0)
+    assert not list(tmp_path.iterdir())
+    write_pair(tmp_path / "a.mkv", tmp_path / "b.mkv", ((np.full((8, 8, 3), k, np.uint8),) * 2 for k in range(4)), 25.0)
+    assert [len(list(read_frames(tmp_path / name))[0].images) for name in ("a.mkv", "b.mkv")] == [4, 4]
+
+
+def test_prefetch_keeps_order_and_raises_the_readers_error():
+    assert list(prefetch(iter(range(10)))) == list(range(10))
+
+    def broken():
+        yield 1
+        raise OSError("pipe closed")
+
+    with pytest.raises(OSError, match="pipe closed"):
+        list(prefetch(broken()))
+
+
+def test_prefetch_stops_its_reader_when_the_consumer_stops():
+    closed = []
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                yield k
+                k += 1
+        finally:
+            closed.append(True)
+
+    items = prefetch(endless())
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()
+    assert closed == [True]
