@@ -25,3 +25,26 @@ rule synth_samples:
         runtime=15,
     script:
         "../scripts/synth_samples.py"
+
+
+rule synth_models:
+    """Train the synthetic world's generator by distillation from the renderer (about 1-2 hours on 2 CPU
+    cores; resumes from results/synth_models/generator/checkpoint.pt) and write the shipped model file.
+    Rebuild with `snakemake --cores 2 --forcerun synth_models synth_models`. Not part of `all`."""
+    output:
+        generator="models/synth_generator.safetensors",
+        quality="results/synth_models/generator_quality.json",
+    params:
+        workdir="results/synth_models/generator",
+        device=config["device"],
+    log:
+        "logs/synth_models.log",
+    benchmark:
+        "benchmarks/out/synth_models.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=180,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/synth_models.py"

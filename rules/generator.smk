@@ -1,0 +1,24 @@
+# Model-level previews of the configured generator (shared by all videos).
+
+
+rule generator_preview:
+    """A grid of samples and strips of translations and rotations, to see what the generator does."""
+    input:
+        generator=model_path("generator"),
+    output:
+        grid="results/generator/samples.png",
+        strip="results/generator/transform_strip.png",
+    params:
+        preview=config["preview"],
+        device=config["device"],
+    log:
+        "logs/generator_preview.log",
+    benchmark:
+        "benchmarks/out/generator_preview.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=0,
+    script:
+        "../scripts/generator_preview.py"

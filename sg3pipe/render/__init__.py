@@ -1,0 +1,1 @@
+"""Rendering images and videos from a generator."""
