@@ -31,8 +31,10 @@ from sg3pipe.faces.landmarks import Detections
 
 # Face width (detector box, pixels) in the detection region: dlib's HOG window is 80 px.
 DETECT_FACE_PX = 100
-# Side of the search region relative to the previous frame's FFHQ quad side; a detector box is about 0.57 of
-# the quad side, so the face may move by about a third of its quad between frames and still be inside.
+# Width of dlib's HOG box relative to the FFHQ quad side of the same face (measured on the astronaut: 0.57).
+BOX_PER_QUAD = 0.57
+# Side of the search region relative to the previous frame's FFHQ quad side: the face may move by about a
+# third of its quad between frames and still be inside.
 REGION_FACTOR = 1.25
 # A detection in the region continues the track when it overlaps the expected box by at least this much.
 MIN_IOU = 0.3
@@ -166,8 +168,7 @@ class FaceTracker:
         centre, x, y = quad_axes(ffhq_quad(previous))
         x, y = REGION_FACTOR * x, REGION_FACTOR * y
         region = np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
-        # The detector box is about 0.57 quad sides wide; scale the region so it is DETECT_FACE_PX.
-        det_size = int(round(REGION_FACTOR * DETECT_FACE_PX / 0.57))
+        det_size = int(round(REGION_FACTOR * DETECT_FACE_PX / BOX_PER_QUAD))  # so the box is DETECT_FACE_PX
         found = self.detector(warp_quad(image, region, det_size), upsample=0)  # the face is DETECT_FACE_PX wide
         self.region_detections += 1
         expected = np.array([0.5, 0.5, 0.5, 0.5]) * det_size + np.array([-0.5, -0.5, 0.5, 0.5]) * DETECT_FACE_PX
