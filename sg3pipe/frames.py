@@ -400,8 +400,11 @@ def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_p
     black = np.zeros((align.size, align.size, 3), dtype=np.uint8)
 
     def images() -> Iterator[np.ndarray]:
-        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
-            yield from batch.images
+        batches = prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip))
+        with tqdm(total=len(quads), desc=f"crops {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
+            for batch in batches:
+                yield from batch.images
+                bar.update(len(batch.images))
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         frames = images()
