@@ -176,9 +176,11 @@ class FanPredictor:
         import torch
         from face_alignment.models import FAN
 
+        from sg3pipe.devices import pick_device
+
         self.color = True  # reads RGB images
         self.model_path = path
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.device = pick_device(device)
         self._net = FAN(4)
         self._net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self._net.eval().to(self.device)
