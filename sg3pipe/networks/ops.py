@@ -109,9 +109,10 @@ def _filtered_lrelu_chunk(x, fu, fd, up, down, padding, gain, slope, clamp):
 class _LeakyReluClamp(torch.autograd.Function):
     """``clamp(leaky_relu(x, slope), -c, c)`` with a backward pass that reads only the output.
 
-    Autograd's own backward of ``clamp`` builds several full-size masks; here one ``where`` does it (the
-    output's sign is the input's, and a clamped output sits exactly at ``+-c``). Updated in place when no
-    gradient is needed.
+    Autograd's own backward of ``clamp`` builds several full-size masks. Here the leaky-ReLU gradient is
+    one fused kernel on the output (whose sign is the input's), and the clamp mask is applied only when
+    some value was actually clamped (a clamped output sits exactly at ``+-c``), which the forward pass
+    notes with one min/max reduction. Updated in place when no gradient is needed.
     """
 
     @staticmethod
@@ -121,17 +122,52 @@ class _LeakyReluClamp(torch.autograd.Function):
             y = F.leaky_relu_(y, slope)
         if clamp is not None:
             y = y.clamp_(-clamp, clamp)
-        ctx.slope, ctx.clamp = slope, clamp
-        ctx.save_for_backward(y)
+        if x.requires_grad:
+            low, high = torch.aminmax(y) if clamp is not None else (None, None)
+            ctx.slope = slope
+            ctx.clamp = clamp if clamp is not None and (low <= -clamp or high >= clamp) else None
+            ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (y,) = ctx.saved_tensors
-        scale = torch.where(y >= 0, 1.0, ctx.slope)
+        if ctx.slope != 1:
+            grad = torch.ops.aten.leaky_relu_backward(grad, y, ctx.slope, True)
         if ctx.clamp is not None:
-            scale = scale.masked_fill_(y.abs() >= ctx.clamp, 0.0)
-        return grad * scale, None, None
+            grad = grad.masked_fill(y.abs() >= ctx.clamp, 0.0)
+        return grad, None, None
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """A depthwise strided convolution (or its transpose) whose backward pass is the other one.
+
+    The two are each other's adjoint, so the input gradient of either is the other's forward pass: the
+    fast forward kernels then serve the backward pass too, where the generic convolution backward is
+    several times slower on the CPU. The filter is a constant (a buffer): it gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], transposed: bool):
+        ctx.save_for_backward(weight)
+        ctx.stride, ctx.transposed, ctx.size = stride, transposed, x.shape[2:]
+        op = F.conv_transpose2d if transposed else F.conv2d
+        return op(x, weight, stride=stride, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (weight,) = ctx.saved_tensors
+        groups = grad.shape[1]
+        if ctx.transposed:
+            return F.conv2d(grad, weight, stride=ctx.stride, groups=groups), None, None, None
+        # The strided convolution dropped the last (size - k) % stride input samples: give them back as zeros.
+        padding = [ctx.size[i] - ((grad.shape[2 + i] - 1) * ctx.stride[i] + weight.shape[2 + i]) for i in (0, 1)]
+        return (
+            F.conv_transpose2d(grad, weight, stride=ctx.stride, output_padding=padding, groups=groups),
+            None,
+            None,
+            None,
+        )
 
 
 def _depthwise_weight(taps: torch.Tensor, channels: int, axis: int, dtype: torch.dtype) -> torch.Tensor:
@@ -145,7 +181,7 @@ def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: int, stride: int = 1) 
     """Correlate every channel of ``x [N, C, H, W]`` with ``taps`` along ``axis``, keeping every ``stride``-th."""
     strides = (1, stride) if axis == 3 else (stride, 1)
     # One output per group (channel multiplier 1): the fast depthwise kernel on the CPU.
-    return F.conv2d(x, _depthwise_weight(taps, x.shape[1], axis, x.dtype), stride=strides, groups=x.shape[1])
+    return _DepthwiseFIR.apply(x, _depthwise_weight(taps, x.shape[1], axis, x.dtype), strides, False)
 
 
 def _upsample_axis(x: torch.Tensor, f: torch.Tensor | None, up: int, pad0: int, pad1: int, axis: int):
@@ -158,9 +194,7 @@ def _upsample_axis(x: torch.Tensor, f: torch.Tensor | None, up: int, pad0: int, 
         return F.pad(x, [pad0, pad1] if axis == 3 else [0, 0, pad0, pad1])
     length = x.shape[axis]
     strides = (1, up) if axis == 3 else (up, 1)
-    full = F.conv_transpose2d(
-        x, _depthwise_weight(f * up, x.shape[1], axis, x.dtype), stride=strides, groups=x.shape[1]
-    )
+    full = _DepthwiseFIR.apply(x, _depthwise_weight(f * up, x.shape[1], axis, x.dtype), strides, True)
     # The zero-stuffed, padded signal filtered in "valid" mode starts at sample Ku - 1 - pad0 of the full
     # transposed convolution and ends at sample length*up + pad1 (exclusive).
     start = f.shape[0] - 1 - pad0
@@ -176,6 +210,6 @@ def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int, gain: float)
     if f.ndim == 2:
         c, k = x.shape[1], f.shape[0]
         weight = f.to(x.dtype).reshape(1, 1, k, k).expand(c, 1, k, k).contiguous()
-        return F.conv2d(x, weight, stride=down, groups=c)
+        return _DepthwiseFIR.apply(x, weight, (down, down), False)
     # The gain goes on one of the two separable passes only.
     return _depthwise(_depthwise(x, f, axis=3, stride=down), f / gain, axis=2, stride=down)

@@ -41,7 +41,7 @@ class GeneratorTrainingConfig:
     channel_base: int = 1024
     channel_max: int = 128
     architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
-    steps: int = 1600
+    steps: int = 5000
     batch: int = 4
     lr: float = 2e-3  # Adam, cosine-decayed to lr / 20
     betas: tuple[float, float] = (0.9, 0.99)
@@ -165,8 +165,9 @@ def _checkpoint_state(G, optimizer, step, rng, losses, cfg) -> dict:
 
 
 def _without_steps(config: dict) -> dict:
-    # A run may be resumed with more (or fewer) steps: only the schedule's length changes.
-    return {k: v for k, v in config.items() if k != "steps"}
+    # A run may be resumed with more (or fewer) steps: only the schedule's length changes. The JSON round
+    # trip makes tuples and lists compare equal.
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
 
 
 def _lr_at(step: int, cfg: GeneratorTrainingConfig) -> float:
@@ -194,7 +195,7 @@ def train_generator(
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if _without_steps(state["config"]) != _without_steps(json.loads(json.dumps(asdict(cfg)))):
+        if _without_steps(state["config"]) != _without_steps(asdict(cfg)):
             raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
         G.load_state_dict(state["generator"])
         optimizer.load_state_dict(state["optimizer"])
