@@ -20,3 +20,4 @@ include: "rules/synth.smk"
 rule all:
     input:
         rules.generator_preview.output,
+        expand("results/{video}/frames.parquet", video=video_ids()),
