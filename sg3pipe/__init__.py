@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__", "load_generator"]
+__all__ = ["__version__", "load_encoder", "load_generator"]
 
 
 def __getattr__(name):
@@ -16,4 +16,8 @@ def __getattr__(name):
         from sg3pipe.networks.loading import load_generator
 
         return load_generator
+    if name == "load_encoder":
+        from sg3pipe.networks.restyle import load_encoder
+
+        return load_encoder
     raise AttributeError(f"module 'sg3pipe' has no attribute {name!r}")

@@ -349,3 +349,13 @@ def test_numpy_values_in_recorded_arguments_become_plain(tmp_path):
     loaded = load_generator(path)
     assert type(loaded.init_kwargs["channel_base"]) is int
     save_generator(loaded, tmp_path / "G.safetensors")  # JSON metadata: fails on numpy scalars
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.3, 0.5, 0.7, 0.95])
+def test_a_pt_cut_anywhere_is_one_clear_error(tmp_path, fraction):
+    path = tmp_path / "g.pt"
+    torch.save(make_generator("T").state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(GeneratorFileError, match="g.pt"):
+        load_generator(path)

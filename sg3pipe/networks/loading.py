@@ -184,7 +184,7 @@ def _read_state_dict_file(path: Path, head: bytes) -> tuple[dict, dict[str, torc
             "allow in a state dict; nothing in the file was run"
         )
         raise GeneratorFileError(path, problem) from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
         raise GeneratorFileError(path, f"is a truncated or corrupt torch file ({err})") from None
     state_dict = _unwrap_state_dict(obj)
     if state_dict is None:
