@@ -14,28 +14,15 @@ IR-SE e4e encoder); the options change them.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_time
 
 from sg3pipe.devices import pick_device
 from sg3pipe.networks.encoders import BackboneEncoder, official_config
 from sg3pipe.networks.restyle import ReStyleEncoder
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.synth.generator_training import GeneratorTrainingConfig
-
-
-def timed(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up, in seconds."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def build(args: argparse.Namespace) -> ReStyleEncoder:
@@ -87,8 +74,8 @@ def main() -> None:
     print(f"{'':>15} {'batch ' + str(args.batch) + ' fps':>14} {'batch 1 fps':>12} {'ratio':>7}")
     for name, run in passes.items():
         with torch.no_grad():
-            batched = timed(lambda run=run: run(args.batch), args.repeats)
-            singles = timed(lambda run=run: run(1), args.repeats)
+            batched = best_time(lambda run=run: run(args.batch), args.repeats)
+            singles = best_time(lambda run=run: run(1), args.repeats)
         print(
             f"{name:>15} {args.frames / batched:14.2f} {args.frames / singles:12.2f} {singles / batched:6.2f}x",
             flush=True,

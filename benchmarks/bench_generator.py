@@ -12,9 +12,9 @@ The goals of issue 2: forward >= 3x, forward+backward >= 2x.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from timing import best_time
 
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.transforms import synthesis_transform
@@ -22,21 +22,18 @@ from sg3pipe.transforms import synthesis_transform
 CONFIGS = {"T": {}, "R": {"conv_kernel": 1, "use_radial_filters": True}}
 
 
-def timed(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up, in seconds."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def bench(cfg: str, resolution: int, batch: int, repeats: int, channel_base: int, channel_max: int) -> dict:
     torch.manual_seed(0)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
-                  channel_base=channel_base, channel_max=channel_max, **CONFIGS[cfg])
+    G = Generator(
+        z_dim=512,
+        c_dim=0,
+        w_dim=512,
+        img_resolution=resolution,
+        img_channels=3,
+        channel_base=channel_base,
+        channel_max=channel_max,
+        **CONFIGS[cfg],
+    )
     ws = G.mapping(torch.randn(batch, 512)).detach()
     transform = torch.as_tensor(synthesis_transform(torch.linspace(-20, 20, batch), 0.05, -0.03))
 
@@ -50,8 +47,8 @@ def bench(cfg: str, resolution: int, batch: int, repeats: int, channel_base: int
 
     row = {"config": cfg, "resolution": resolution}
     for name, fn in (("forward", forward), ("forward+backward", forward_backward)):
-        fast = timed(lambda fn=fn: fn("fast"), repeats)
-        reference = timed(lambda fn=fn: fn("reference"), repeats)
+        fast = best_time(lambda fn=fn: fn("fast"), repeats)
+        reference = best_time(lambda fn=fn: fn("reference"), repeats)
         row[name] = (fast, reference, reference / fast)
     return row
 
@@ -65,8 +62,10 @@ def main() -> None:
     parser.add_argument("--channel-base", type=int, default=2048, help="default: the synthetic world's generator")
     parser.add_argument("--channel-max", type=int, default=128)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"channel_base {args.channel_base}, channel_max {args.channel_max}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
+        f"channel_base {args.channel_base}, channel_max {args.channel_max}"
+    )
     print(f"{'config':>6} {'res':>5} {'pass':>17} {'fast s':>8} {'ref s':>8} {'ratio':>6}")
     for resolution in args.resolutions:
         for cfg in args.configs:
