@@ -21,12 +21,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def snakemake(workdir: Path, generator: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with ``generator`` as `models.generator`."""
     overrides = workdir / "overrides.yaml"
-    overrides.write_text(yaml.safe_dump({"models": {"generator": str(generator)},
-                                         "preview": {"seeds": 4, "truncation_psi": 0.7, "strip_steps": 3}}))
+    overrides.write_text(
+        yaml.safe_dump(
+            {
+                "models": {"generator": str(generator)},
+                "samples": str(ROOT / "config" / "samples.tsv"),
+                "preview": {"seeds": 4, "truncation_psi": 0.7, "strip_steps": 3},
+            }
+        )
+    )
     command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        sys.executable, "-m", "snakemake", *args, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
         "--workflow-profile", "none", "--cores", "2",
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(overrides), *args,
+        "--configfile", str(ROOT / "config" / "config.yaml"), str(overrides),
     ]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
@@ -42,11 +49,12 @@ def test_dry_run_of_all(tmp_path, generator_file):
     result = snakemake(tmp_path, generator_file, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "generator_preview" in result.stdout
+    assert result.stdout.count("rule frames:") == 3  # one job per video of the bundled manifest
 
 
 @pytest.mark.slow
 def test_generator_preview_renders_the_grid_and_strips_with_provenance(tmp_path, generator_file):
-    result = snakemake(tmp_path, generator_file)
+    result = snakemake(tmp_path, generator_file, "generator_preview")
     assert result.returncode == 0, result.stderr[-3000:]
     grid = Image.open(tmp_path / "results" / "generator" / "samples.png")
     strip = Image.open(tmp_path / "results" / "generator" / "transform_strip.png")
@@ -58,6 +66,6 @@ def test_generator_preview_renders_the_grid_and_strips_with_provenance(tmp_path,
 
 def test_missing_generator_is_one_clear_error(tmp_path):
     missing = tmp_path / "nowhere" / "g.pkl"
-    result = snakemake(tmp_path, missing)
+    result = snakemake(tmp_path, missing, "generator_preview")
     assert result.returncode != 0
     assert str(missing) in result.stderr and "Missing input files" in result.stderr
