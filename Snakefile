@@ -13,6 +13,7 @@ validate(config, "config/schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/frames.smk"
+include: "rules/encode.smk"
 include: "rules/generator.smk"
 include: "rules/synth.smk"
 

@@ -1,0 +1,87 @@
+"""Identity similarity of faces with dlib's 128-D face-recognition network (shipped by face-recognition-models).
+
+dlib describes a face from a 150 x 150 "chip" cut the way ``dlib.get_face_chip`` cuts it from 68 landmarks.
+sg3pipe's images are already FFHQ-aligned, so the chip is a fixed square of the aligned image: centred
+:data:`CHIP_CENTRE`, side :data:`CHIP_SIDE` (unit coordinates of sg3pipe.transforms: origin at the image
+centre, 1 = image width). That square was measured by mapping ``dlib.get_face_chip_details`` of detected faces
+into their FFHQ quads: the astronaut photo (skimage) gave centre (0.007, 0.097), side 0.655, and eight synthetic
+renderer faces centre (0.00 +- 0.01, 0.10 +- 0.01), side 0.64-0.72, angle within 1 degree. No landmarks are
+detected here, so small aligned crops (64 px) that dlib could not find a face in still get a descriptor; they
+are upsampled (bicubic) to the chip.
+
+Similarity is the cosine of two descriptors: 1 for the same image. dlib's descriptors are not centred, so
+different people still score about 0.9 (measured on the synthetic faces and the astronaut); what counts is
+the difference from 1.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from sg3pipe.faces.landmarks import dlib_model_path
+
+FACE_RECOGNITION_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+CHIP_SIZE = 150  # side of dlib's face chip in pixels (what the network takes)
+CHIP_CENTRE = (0.0, 0.10)  # centre of the chip in aligned-image unit coordinates (module docstring)
+CHIP_SIDE = 0.66  # side of the chip in aligned-image widths
+
+
+def face_chips(images: np.ndarray) -> np.ndarray:
+    """Cut dlib's face chip from FFHQ-aligned images.
+
+    Args:
+        images: ``[N, S, S, 3]`` uint8 RGB aligned faces, any side ``S``.
+
+    Returns:
+        ``[N, 150, 150, 3]`` uint8 chips (bicubic resampling).
+    """
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"images: expected [N, S, S, 3] uint8 aligned faces, got {list(images.shape)}")
+    size = images.shape[1]
+    step = CHIP_SIDE * size / CHIP_SIZE  # aligned pixels per chip pixel
+    # chip pixel j (centre j + 0.5) -> unit coordinate -> aligned pixel (u + 0.5) * size - 0.5
+    origin = [(c + 0.5 - CHIP_SIDE / 2) * size - 0.5 + step / 2 for c in CHIP_CENTRE]
+    sampling = np.array([[step, 0.0, origin[0]], [0.0, step, origin[1]]])
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    return np.stack(
+        [
+            cv2.warpAffine(np.ascontiguousarray(image), sampling, (CHIP_SIZE, CHIP_SIZE), flags=flags,
+                           borderMode=cv2.BORDER_REFLECT_101)
+            for image in images
+        ]
+    )  # fmt: skip
+
+
+@functools.cache
+def _recognition_model(path: str):
+    import dlib
+
+    return dlib.face_recognition_model_v1(path)
+
+
+class IdentityModel:
+    """dlib's face-recognition ResNet, loaded from face-recognition-models' folder (found without importing the
+    package, whose import fails with current setuptools)."""
+
+    def __init__(self):
+        self.model_path = dlib_model_path(FACE_RECOGNITION_MODEL)
+        self._model = _recognition_model(str(self.model_path))
+
+    def descriptors(self, images: np.ndarray) -> np.ndarray:
+        """128-D descriptors of FFHQ-aligned faces ``[N, S, S, 3]`` uint8 -> ``[N, 128]`` float64 (one batched
+        call of dlib's network)."""
+        if len(images) == 0:
+            return np.empty((0, 128))
+        chips = list(face_chips(images))
+        return np.asarray(self._model.compute_face_descriptor(chips), dtype=np.float64).reshape(len(chips), 128)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the faces of ``a`` and ``b`` pair by pair: ``[N, S, S, 3]`` uint8 each (sides may
+        differ between ``a`` and ``b``) -> ``[N]`` float64 in [-1, 1]."""
+        if len(a) != len(b):
+            raise ValueError(f"need as many faces in a as in b, got {len(a)} and {len(b)}")
+        da, db = self.descriptors(a), self.descriptors(b)
+        return np.sum(da * db, axis=1) / (np.linalg.norm(da, axis=1) * np.linalg.norm(db, axis=1))
