@@ -11,7 +11,8 @@
   pixels and channels in [-1, 1] units (so 4 is the largest possible);
 * ``lpips``: LPIPS of the same pair, when ``encode.lpips_weights`` names the backbone weights; else null and the
   metadata's ``lpips`` entry says why;
-* ``identity``: cosine similarity of dlib's face descriptors of the same pair (sg3pipe.metrics.identity);
+* ``identity``: cosine similarity of dlib's face descriptors of the same pair (sg3pipe.metrics.identity), with
+  ``encode.identity`` (about 0.1 s per image on one CPU core: two per frame); else null;
 * ``crop_l2``: with ``encode.render_with_transform``, the MSE of the frame's render with its crop transform,
   ``G.synthesis(w, transform=inverse(M))``, against the unaligned crop of ``crops.mkv``; else null.
 
@@ -64,6 +65,7 @@ class EncodeSettings:
     render_with_transform: bool = False  # also render each frame with its crop transform (column crop_l2)
     lpips_weights: str | None = None  # torchvision backbone weights for LPIPS; None: no LPIPS
     lpips_net: str = "alex"  # LPIPS backbone: alex | vgg
+    identity: bool = True  # compute the identity metric (dlib, CPU)
     projector: ProjectorSettings = field(default_factory=ProjectorSettings)
 
 
@@ -143,7 +145,7 @@ def invert_video(
     n = len(table)
     log.info("inverting %d frames of %s with %s (%s) on %s", n, aligned_video, model_file, encode.method, device)
 
-    identity = IdentityModel()
+    identity = IdentityModel() if encode.identity else None
     latents = np.full((n, G.num_ws, G.w_dim), np.nan, dtype=np.float32)
     metrics = {name: np.full(n, np.nan) for name in METRICS}  # NaN: not computed (stored as null)
     done = 0
@@ -176,7 +178,9 @@ def invert_video(
         "latent": latents,
         **{name: pa.array(values, type=pa.float32(), from_pandas=True) for name, values in metrics.items()},
     }
-    models = {"encoder" if encode.method == "encoder" else "generator": model_file, "identity": identity.model_path}
+    models = {"encoder" if encode.method == "encoder" else "generator": model_file}
+    if identity is not None:
+        models["identity"] = identity.model_path
     if encode.lpips_weights:
         models["lpips_backbone"] = encode.lpips_weights
     meta = {
@@ -214,7 +218,7 @@ def _invert_batch(
     aligned: np.ndarray,
     crops: np.ndarray | None,
     transforms: torch.Tensor,
-    identity: IdentityModel,
+    identity: IdentityModel | None,
     lpips: torch.nn.Module | None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Invert usable aligned crops ``[B, R, R, 3]`` uint8 and score the reconstructions.
@@ -238,11 +242,13 @@ def _metrics(
     renders: torch.Tensor,
     target: torch.Tensor,
     target_uint8: np.ndarray,
-    identity: IdentityModel,
+    identity: IdentityModel | None,
     lpips: torch.nn.Module | None,
 ) -> dict[str, np.ndarray]:
-    """Per-frame ``l2``, ``identity`` and (with a model) ``lpips`` of renders vs targets ``[B, 3, R, R]``."""
-    values = {"l2": _mse(renders, target), "identity": identity.similarity(to_uint8(renders), target_uint8)}
+    """Per-frame ``l2`` and, with their models, ``identity`` and ``lpips`` of renders vs targets ``[B, 3, R, R]``."""
+    values = {"l2": _mse(renders, target)}
+    if identity is not None:
+        values["identity"] = identity.similarity(to_uint8(renders), target_uint8)
     if lpips is not None:
         with torch.no_grad():
             values["lpips"] = lpips(renders, target).reshape(len(renders)).cpu().numpy()

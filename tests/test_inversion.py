@@ -110,13 +110,14 @@ def test_projector_inversion_with_lpips(tmp_path, models):
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), tmp_path / "alexnet.pth")
     projector = {"steps": 3, "lr": 0.05, "space": "w"}
-    table, meta = run(tmp_path, generator_file, method="projector", projector=projector,
+    table, meta = run(tmp_path, generator_file, method="projector", projector=projector, identity=False,
                       lpips_weights=str(tmp_path / "alexnet.pth"))  # fmt: skip
     latents = column_array(table, "latent", meta["shapes"]["latent"])
     assert np.isnan(latents[1]).all() and not np.isnan(latents[[0, 2]]).any()
     assert np.allclose(latents[0], latents[0, :1])  # one vector in W, broadcast to the 16 rows
     assert table["lpips"][[0, 2]].notna().all() and table["lpips"][[1]].isna().all()
     assert table["crop_l2"].isna().all()  # render_with_transform is off
+    assert table["identity"].isna().all() and "identity" not in meta["provenance"]["models"]
     models_used = meta["provenance"]["models"]
     assert models_used["generator"]["sha256"] == file_sha256(generator_file)
     assert models_used["lpips_backbone"]["sha256"] == file_sha256(tmp_path / "alexnet.pth")
