@@ -150,8 +150,8 @@ def invert_video(
     metrics = {name: np.full(n, np.nan) for name in METRICS}  # NaN: not computed (stored as null)
     done = 0
     batches = _frame_batches(aligned_video, crops_video, encode.batch_size, G.img_resolution)
-    name = os.path.basename(os.path.dirname(aligned_video))
-    with tqdm(total=n, desc=f"invert {name}", unit="frame", mininterval=5) as bar:
+    video = os.path.basename(os.path.dirname(aligned_video))
+    with tqdm(total=n, desc=f"invert {video}", unit="frame", mininterval=5) as bar:
         for aligned, crops in batches:
             rows = np.arange(done, done + len(aligned))
             done += len(aligned)
