@@ -1,5 +1,9 @@
-# Shared helpers for all rule files: paths to models, the manifest, the Python interpreter.
+# Shared helpers of all rule files: model paths, the manifest, input functions of the per-video rules.
 from pathlib import Path
+
+import pandas as pd
+
+from sg3pipe.manifest import load_manifest
 
 
 def model_path(name):
@@ -10,6 +14,40 @@ def model_path(name):
 
 def video_ids():
     """The ids of the manifest's videos (config `samples`), in manifest order."""
-    from sg3pipe.manifest import load_manifest
-
     return list(load_manifest(config["samples"])["id"])
+
+def manifest_row(video):
+    """The manifest row of a video id as a dict (`id`, absolute `path`, optional per-video options)."""
+    table = load_manifest(config["samples"])
+    rows = table[table["id"] == video]
+    if rows.empty:
+        raise ValueError(
+            f"video {video!r} is not in the manifest {config['samples']}: add a row `{video}<TAB>PATH` "
+            "or ask for one of its ids"
+        )
+    return {k: v for k, v in rows.iloc[0].to_dict().items() if not (pd.api.types.is_scalar(v) and pd.isna(v))}
+
+
+def frames_inputs(wildcards):
+    """The video and, when the manifest lists them, its landmarks table and face track."""
+    row = manifest_row(wildcards.video)
+    return {"video": row["path"], **{k: row[k] for k in ("landmarks", "face_track") if k in row}}
+
+
+def frames_options(wildcards):
+    """The clip of the video to use: the manifest's start_s, end_s, max_frames when given."""
+    row = manifest_row(wildcards.video)
+    options = {k: float(row[k]) for k in ("start_s", "end_s") if k in row}
+    if "max_frames" in row:
+        options["max_frames"] = int(row["max_frames"])
+    return options
+
+def encode_model(wildcards):
+    """The model file of `encode.method`: models.encoder for `encoder`, models.generator for `projector`."""
+    name = "encoder" if config["encode"]["method"] == "encoder" else "generator"
+    if not config["models"].get(name):
+        raise ValueError(
+            f"encode.method is {config['encode']['method']!r} but models.{name} is not set: point models.{name} at "
+            "a model file, or run the optimisation-based inversion with --config encode='{method: projector}'"
+        )
+    return model_path(name)

@@ -3,17 +3,6 @@
 # per row of frames.parquet). Not in `all` until an encoder ships with the synthetic world.
 
 
-def encode_model(wildcards):
-    """The model file of `encode.method`: models.encoder for `encoder`, models.generator for `projector`."""
-    name = "encoder" if config["encode"]["method"] == "encoder" else "generator"
-    if not config["models"].get(name):
-        raise ValueError(
-            f"encode.method is {config['encode']['method']!r} but models.{name} is not set: point models.{name} at "
-            "a model file, or run the optimisation-based inversion with --config encode='{method: projector}'"
-        )
-    return model_path(name)
-
-
 rule encode:
     input:
         table="results/{video}/frames.parquet",
