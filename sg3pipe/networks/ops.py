@@ -57,7 +57,10 @@ def modulated_conv2d(
         styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
     x = x * (styles * input_gain.to(styles.dtype)).to(x.dtype).reshape(n, -1, 1, 1)
-    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    if weight.shape[2:] == (1, 1) and padding == 0:  # R config: a matrix product, where conv2d takes a slow path
+        x = (weight.to(x.dtype).flatten(1) @ x.flatten(2)).reshape(n, -1, *x.shape[2:])
+    else:
+        x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     if demodulate:
         x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
     return x
