@@ -33,7 +33,7 @@ rule synth_models:
     Rebuild with `snakemake --cores 2 --forcerun synth_models synth_models`. Not part of `all`."""
     output:
         generator="models/synth_generator.safetensors",
-        quality="results/synth_models/generator_quality.json",
+        quality="models/synth_generator.quality.json",
     params:
         workdir="results/synth_models/generator",
         device=config["device"],
