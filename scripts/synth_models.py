@@ -13,9 +13,14 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 
 with open(snakemake.log[0], "w") as log_file, contextlib.redirect_stderr(log_file):
     logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    G = train_generator(snakemake.params.workdir, GeneratorTrainingConfig(), pick_device(snakemake.params.device))
-    quality = generator_quality(G.cpu())
-    logging.info("quality: %s", quality)
-    with atomic_path(snakemake.output.quality) as tmp:
-        tmp.write_text(json.dumps(quality, indent=2))
-    save_generator(G, snakemake.output.generator)
+    try:
+        device = pick_device(snakemake.params.device)
+        G = train_generator(snakemake.params.workdir, GeneratorTrainingConfig(), device)
+        quality = generator_quality(G.cpu())
+        logging.info("quality: %s", quality)
+        with atomic_path(snakemake.output.quality) as tmp:
+            tmp.write_text(json.dumps(quality, indent=2))
+        save_generator(G, snakemake.output.generator)
+    except Exception:
+        logging.exception("rule synth_models failed")
+        raise
