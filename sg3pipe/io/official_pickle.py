@@ -54,6 +54,30 @@ def _reconstruct_persistent_obj(meta: dict) -> PersistentObject:
     return PersistentObject(meta)
 
 
+def load_torch_file(path, error, refusal: str, allowed_globals: tuple = ()):
+    """``torch.load(path, weights_only=True)`` with only ``allowed_globals`` added, every failure one ``error``.
+
+    Args:
+        error: exception class called as ``error(path, problem)``.
+        refusal: why a refused global is not needed, for the message ("... which REFUSAL").
+    """
+    import zipfile
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        name = refused_global(err)
+        if name is None:
+            raise error(path, f"is a corrupt torch file ({str(err).splitlines()[0]})") from None
+        problem = f"refused to load: it asks for the global '{name}', which {refusal}; nothing in the file was run"
+        raise error(path, problem) from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
+        raise error(path, f"is a truncated or corrupt torch file ({err})") from None
+
+
 def refused_global(err: pickle.UnpicklingError) -> str | None:
     """The global named in torch.load(weights_only=True)'s refusal message, if that is why it failed."""
     match = re.search(r"GLOBAL ([\w.]+)", str(err))

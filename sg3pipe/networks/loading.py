@@ -16,7 +16,6 @@ import json
 import os
 import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -173,19 +172,9 @@ def _read_official_pickle(path: Path, head: bytes) -> tuple[dict, dict[str, torc
 
 
 def _read_state_dict_file(path: Path, head: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        name = official_pickle.refused_global(err)
-        if name is None:
-            raise GeneratorFileError(path, f"is a corrupt torch file ({str(err).splitlines()[0]})") from None
-        problem = (
-            f"refused to load: it asks for the global '{name}', which torch.load(weights_only=True) does not "
-            "allow in a state dict; nothing in the file was run"
-        )
-        raise GeneratorFileError(path, problem) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
-        raise GeneratorFileError(path, f"is a truncated or corrupt torch file ({err})") from None
+    obj = official_pickle.load_torch_file(
+        path, GeneratorFileError, "torch.load(weights_only=True) does not allow in a state dict"
+    )
     state_dict = _unwrap_state_dict(obj)
     if state_dict is None:
         raise GeneratorFileError(path, f"is a torch file holding {_describe_object(obj)}, not a generator state dict")

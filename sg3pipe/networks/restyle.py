@@ -25,8 +25,6 @@ import argparse
 import json
 import os
 import pathlib
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -222,20 +220,12 @@ def save_encoder(enc: ReStyleEncoder, path: str | os.PathLike) -> Path:
 
 
 def _read_official(path: Path) -> ReStyleEncoder:
-    try:
-        with torch.serialization.safe_globals(_PATH_GLOBALS):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        name = official_pickle.refused_global(err)
-        if name is None:
-            raise EncoderFileError(path, f"is a corrupt torch file ({str(err).splitlines()[0]})") from None
-        problem = (
-            f"refused to load: it asks for the global '{name}', which an encoder checkpoint has no need of "
-            "(only tensors, plain values and the path objects of 'opts' are allowed); nothing in the file was run"
-        )
-        raise EncoderFileError(path, problem) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
-        raise EncoderFileError(path, f"is a truncated or corrupt torch file ({err})") from None
+    ckpt = official_pickle.load_torch_file(
+        path,
+        EncoderFileError,
+        "an encoder checkpoint has no need of (only tensors, plain values and the path objects of 'opts' are allowed)",
+        _PATH_GLOBALS,
+    )
 
     if loading._unwrap_state_dict(ckpt) is not None:
         raise EncoderFileError(path, "is a generator state dict (mapping.*, synthesis.*), not an encoder checkpoint")
