@@ -25,6 +25,7 @@ import torch
 
 from sg3pipe.io import official_pickle
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.errors import ModelFileError
 from sg3pipe.networks.filters import synthesis_schedule
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.provenance import file_sha256
@@ -56,16 +57,11 @@ _LAYER_NAME = re.compile(r"synthesis\.(L(\d+)_(\d+)_(\d+))\.weight")
 _MAPPING_FC = re.compile(r"mapping\.fc(\d+)\.weight")
 
 
-class GeneratorFileError(ValueError):
+class GeneratorFileError(ModelFileError):
     """A generator file cannot be used: empty, truncated, of another type, or its weights do not fit."""
 
-    def __init__(self, path: str | os.PathLike, problem: str, expected: str = EXPECTED):
-        self.path, self.problem, self.expected = str(path), problem, expected
-        super().__init__(f"generator file {self.path}: {problem}; expected {expected}")
-
-    def __reduce__(self):
-        # Rebuilt from its parts, so it survives pickling (e.g. from a worker process).
-        return type(self), (self.path, self.problem, self.expected)
+    kind = "generator"
+    expected = EXPECTED
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:

@@ -36,6 +36,7 @@ from torch import nn
 
 from sg3pipe.io import official_pickle
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.errors import ModelFileError
 from sg3pipe.networks import loading
 from sg3pipe.networks.encoders import OFFICIAL_ENCODER_TYPES, BackboneEncoder, infer_encoder_config
 from sg3pipe.networks.loading import GeneratorFileError, infer_config
@@ -64,16 +65,11 @@ _PATH_GLOBALS = [
 ]
 
 
-class EncoderFileError(ValueError):
+class EncoderFileError(ModelFileError):
     """An encoder file cannot be used: empty, truncated, of another type, or its weights do not fit."""
 
-    def __init__(self, path: str | os.PathLike, problem: str, expected: str = EXPECTED):
-        self.path, self.problem, self.expected = str(path), problem, expected
-        super().__init__(f"encoder file {self.path}: {problem}; expected {expected}")
-
-    def __reduce__(self):
-        # Rebuilt from its parts, so it survives pickling (e.g. from a worker process).
-        return type(self), (self.path, self.problem, self.expected)
+    kind = "encoder"
+    expected = EXPECTED
 
 
 class ReStyleEncoder(nn.Module):
