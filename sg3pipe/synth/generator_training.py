@@ -11,6 +11,7 @@ writes a loss curve and a sample grid.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -42,13 +43,14 @@ class GeneratorTrainingConfig:
     channel_max: int = 128
     mapping_lr_multiplier: float = 1.0  # the official 0.01 freezes the mapping: z -> face is then out of reach
     architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
-    steps: int = 3600
+    steps: int = 6000
     batch: int = 4
     lr: float = 1e-2  # Adam, cosine-decayed to lr / 20 (2e-3 learnt several times slower)
     betas: tuple[float, float] = (0.9, 0.99)
     max_angle_deg: float = 20.0  # training transforms: rotation in +-max_angle_deg
     max_shift: float = 0.15  # and translation in +-max_shift image widths, per axis
     identity_fraction: float = 0.25  # share of samples rendered at the identity (aligned) pose
+    ema_halflife_steps: float = 200.0  # G_ema, the shipped network, averages the weights with this half-life
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoints
     extra: dict = field(default_factory=dict)  # free-form notes stored with the model
@@ -156,9 +158,10 @@ def generator_quality(G: Generator, n: int = 256, seed: int = 2024) -> dict:
     }
 
 
-def _checkpoint_state(G, optimizer, step, rng, losses, cfg) -> dict:
+def _checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg) -> dict:
     return {
         "generator": G.state_dict(),
+        "generator_ema": G_ema.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,
         "rng": rng.get_state(),
@@ -173,6 +176,15 @@ def _without_steps(config: dict) -> dict:
     return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
 
 
+def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
+    """``G_ema <- beta * G_ema + (1 - beta) * G`` for parameters; buffers (e.g. ``w_avg``) are copied."""
+    with torch.no_grad():
+        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+            p_ema.lerp_(p, 1 - beta)
+        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+            b_ema.copy_(b)
+
+
 def _lr_at(step: int, cfg: GeneratorTrainingConfig) -> float:
     progress = min(step / max(cfg.steps, 1), 1.0)
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -181,7 +193,8 @@ def _lr_at(step: int, cfg: GeneratorTrainingConfig) -> float:
 def train_generator(
     out_dir: str | os.PathLike, cfg: GeneratorTrainingConfig, device: str = "cpu", time_limit_s: float | None = None
 ) -> Generator:
-    """Train (or resume training) the synthetic generator; returns it in eval mode.
+    """Train (or resume training) the synthetic generator; returns its weight average ``G_ema`` in eval mode
+    (as in StyleGAN3, the averaged network is the one shipped).
 
     Writes ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps (atomically; resumed from when
     present and made with the same config), ``out_dir/losses.json`` and, at the end, ``out_dir/loss.png``
@@ -192,6 +205,8 @@ def train_generator(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    ema_beta = 0.5 ** (1 / cfg.ema_halflife_steps) if cfg.ema_halflife_steps > 0 else 0.0
     optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
     step, losses = 0, []
@@ -201,6 +216,7 @@ def train_generator(
         if _without_steps(state["config"]) != _without_steps(asdict(cfg)):
             raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
         G.load_state_dict(state["generator"])
+        G_ema.load_state_dict(state["generator_ema"])
         optimizer.load_state_dict(state["optimizer"])
         rng.set_state(state["rng"])
         step, losses = state["step"], state["losses"]
@@ -218,6 +234,7 @@ def train_generator(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        update_ema(G_ema, G, ema_beta)
         step += 1
         losses.append(loss.item())
         if step % 20 == 0:
@@ -231,14 +248,13 @@ def train_generator(
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             with atomic_path(checkpoint) as tmp:
-                torch.save(_checkpoint_state(G, optimizer, step, rng, losses, cfg), tmp)
+                torch.save(_checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg), tmp)
             with atomic_path(out_dir / "losses.json") as tmp:
                 tmp.write_text(json.dumps(losses))
         if out_of_time:
             break
-    G.eval()
-    write_training_figures(G, losses, out_dir)
-    return G
+    write_training_figures(G_ema, losses, out_dir)
+    return G_ema
 
 
 def write_training_figures(G: Generator, losses: list[float], out_dir: Path) -> None:
