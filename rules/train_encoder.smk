@@ -1,0 +1,31 @@
+# Train a ReStyle encoder against models.generator on the aligned frames of every manifest video (rule frames'
+# aligned.mkv, frames whose status is usable). Settings: config `train_encoder` (sg3pipe.encoder_training).
+# Run with `snakemake --cores N train_encoder`; point models.encoder at the result to use it. Not part of `all`.
+
+
+rule train_encoder:
+    input:
+        generator=model_path("generator"),
+        aligned=expand("results/{video}/aligned.mkv", video=video_ids()),
+        tables=expand("results/{video}/frames.parquet", video=video_ids()),
+    output:
+        encoder="results/encoder/encoder.safetensors",
+        quality="results/encoder/quality.json",
+    params:
+        source="aligned",
+        training=config["train_encoder"],
+        lpips_weights=config["encode"]["lpips_weights"],
+        lpips_net=config["encode"]["lpips_net"],
+        workdir="results/encoder/training",
+        device=config["device"],
+    log:
+        "logs/train_encoder.log",
+    benchmark:
+        "benchmarks/out/train_encoder.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/train_encoder.py"

@@ -1,0 +1,60 @@
+"""What the training loops (synthetic generator, encoders) share: the learning-rate schedule and resumable
+checkpoints in a working folder.
+
+A working folder holds ``checkpoint.pt`` (the loop's state: weights, optimisers, step, RNG state, ``losses``
+and ``config``, written atomically) and ``losses.json`` (the per-step losses, for plotting while a run goes on).
+A run resumes from the checkpoint when its config equals the checkpoint's in everything but ``steps``: a run
+may be extended (or shortened), which only stretches the schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+
+from sg3pipe.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def cosine_lr(step: int, steps: int, lr: float) -> float:
+    """Learning rate at ``step`` of ``steps``: cosine decay from ``lr`` to ``lr / 20``, constant after ``steps``."""
+    progress = min(step / max(steps, 1), 1.0)
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _without_steps(config: dict) -> dict:
+    # The JSON round trip makes tuples and lists compare equal.
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
+
+
+def load_checkpoint(out_dir: Path, config: dict, device: str | torch.device = "cpu") -> dict | None:
+    """The state saved in ``out_dir/checkpoint.pt``, or ``None`` when there is none.
+
+    Raises:
+        ValueError: the checkpoint was made with another config (``steps`` aside).
+    """
+    checkpoint = Path(out_dir) / CHECKPOINT
+    if not checkpoint.exists():
+        return None
+    state = torch.load(checkpoint, map_location=device, weights_only=False)  # our own file, written by save_checkpoint
+    if _without_steps(state["config"]) != _without_steps(config):
+        raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
+    log.info("resumed %s at step %d", checkpoint, state["step"])
+    return state
+
+
+def save_checkpoint(out_dir: Path, state: dict) -> None:
+    """Write ``state`` (with its ``step``, ``losses`` and ``config``) to ``out_dir/checkpoint.pt`` and its
+    ``losses`` to ``out_dir/losses.json``, each atomically."""
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / CHECKPOINT) as tmp:
+        torch.save(state, tmp)
+    with atomic_path(out_dir / "losses.json") as tmp:
+        tmp.write_text(json.dumps(state["losses"]))
