@@ -16,9 +16,11 @@ include: "rules/frames.smk"
 include: "rules/encode.smk"
 include: "rules/generator.smk"
 include: "rules/synth.smk"
+include: "rules/train_encoder.smk"
 
 
 rule all:
     input:
         rules.generator_preview.output,
         expand("results/{video}/frames.parquet", video=video_ids()),
+        expand("results/{video}/latents.parquet", video=video_ids()),

@@ -18,6 +18,17 @@ def test_environment_yml_lists_the_pyproject_dependencies():
 
 
 def test_design_card_layout_exists():
-    for path in ("Snakefile", "rules", "scripts", "sg3pipe", "config", "tests", "environment.yml", "profiles/default",
-                 "benchmarks", "README.md", ".ci/run"):
+    for path in (
+        "Snakefile",
+        "rules",
+        "scripts",
+        "sg3pipe",
+        "config",
+        "tests",
+        "environment.yml",
+        "profiles/default",
+        "benchmarks",
+        "README.md",
+        ".ci/run",
+    ):
         assert (ROOT / path).exists(), path

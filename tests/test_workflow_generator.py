@@ -50,6 +50,7 @@ def test_dry_run_of_all(tmp_path, generator_file):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "generator_preview" in result.stdout
     assert result.stdout.count("rule frames:") == 3  # one job per video of the bundled manifest
+    assert result.stdout.count("rule encode:") == 3
 
 
 @pytest.mark.slow

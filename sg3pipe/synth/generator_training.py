@@ -12,7 +12,6 @@ writes a loss curve and a sample grid.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
 from sg3pipe.synth.params import NUM_LATENT, params_from_normal
 from sg3pipe.synth.renderer import attribute_labels, render
+from sg3pipe.training import cosine_lr, load_checkpoint, save_checkpoint
 from sg3pipe.transforms import make_transform
 
 log = logging.getLogger(__name__)
@@ -170,24 +170,13 @@ def _checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg) -> dict:
     }
 
 
-def _without_steps(config: dict) -> dict:
-    # A run may be resumed with more (or fewer) steps: only the schedule's length changes. The JSON round
-    # trip makes tuples and lists compare equal.
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
-
-
 def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
     """``G_ema <- beta * G_ema + (1 - beta) * G`` for parameters; buffers (e.g. ``w_avg``) are copied."""
     with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
             p_ema.lerp_(p, 1 - beta)
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+        for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
             b_ema.copy_(b)
-
-
-def _lr_at(step: int, cfg: GeneratorTrainingConfig) -> float:
-    progress = min(step / max(cfg.steps, 1), 1.0)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_generator(
@@ -210,24 +199,20 @@ def train_generator(
     optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
     step, losses = 0, []
-    checkpoint = out_dir / "checkpoint.pt"
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if _without_steps(state["config"]) != _without_steps(asdict(cfg)):
-            raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
+    state = load_checkpoint(out_dir, asdict(cfg), device)
+    if state is not None:
         G.load_state_dict(state["generator"])
         G_ema.load_state_dict(state["generator_ema"])
         optimizer.load_state_dict(state["optimizer"])
         rng.set_state(state["rng"])
         step, losses = state["step"], state["losses"]
-        log.info("resumed %s at step %d", checkpoint, step)
     started = time.monotonic()
     while step < cfg.steps:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
         content = random_transforms(cfg.batch, rng, cfg.max_angle_deg, cfg.max_shift, cfg.identity_fraction)
         target = distillation_batch(z, content, cfg.resolution).to(device)
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, cfg)
+            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         ws = G.mapping(z.to(device), update_emas=True)
         images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
         loss = (images - target).square().mean()
@@ -247,10 +232,7 @@ def train_generator(
             )
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
-            with atomic_path(checkpoint) as tmp:
-                torch.save(_checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg), tmp)
-            with atomic_path(out_dir / "losses.json") as tmp:
-                tmp.write_text(json.dumps(losses))
+            save_checkpoint(out_dir, _checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg))
         if out_of_time:
             break
     write_training_figures(G_ema, losses, out_dir)
