@@ -7,6 +7,10 @@ The goals of issue 2: forward >= 3x, forward+backward >= 2x.
 
     python benchmarks/bench_generator.py                      # 64 and 256, T and R, batch 8
     python benchmarks/bench_generator.py --resolutions 64 --repeats 3
+    python benchmarks/bench_generator.py --retain-freed-memory  # no page faults for either implementation
+
+Timings vary from run to run on a shared machine (by up to 2x for the first configuration of a process);
+compare ratios from one process, and both allocator settings.
 """
 
 from __future__ import annotations
@@ -53,6 +57,16 @@ def bench(cfg: str, resolution: int, batch: int, repeats: int, channel_base: int
     return row
 
 
+def retain_freed_memory() -> None:
+    """Make glibc keep freed memory (no mmap per large tensor, no trimming): a steady-state allocator."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters of <malloc.h>
+    if not (libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 40)):
+        raise RuntimeError("mallopt refused the settings")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 256])
@@ -61,10 +75,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--channel-base", type=int, default=2048, help="default: the synthetic world's generator")
     parser.add_argument("--channel-max", type=int, default=128)
+    parser.add_argument(
+        "--retain-freed-memory",
+        action="store_true",
+        help="keep freed memory in the process (glibc mallopt): large tensors then cost no page faults, which "
+        "otherwise weigh on the reference's large zero-stuffed intermediates",
+    )
     args = parser.parse_args()
+    if args.retain_freed_memory:
+        retain_freed_memory()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-        f"channel_base {args.channel_base}, channel_max {args.channel_max}"
+        f"channel_base {args.channel_base}, channel_max {args.channel_max}, "
+        f"{'steady-state' if args.retain_freed_memory else 'default'} allocator"
     )
     print(f"{'config':>6} {'res':>5} {'pass':>17} {'fast s':>8} {'ref s':>8} {'ratio':>6}")
     for resolution in args.resolutions:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from generators import make_generator
 
+from sg3pipe.networks import ops, reference_ops
 from sg3pipe.networks.filters import synthesis_schedule
 from sg3pipe.transforms import make_transform, synthesis_transform
 
@@ -31,6 +32,24 @@ def test_fast_ops_equal_reference_math(generator):
     assert fast.shape == (3, 3, 32, 32)
     assert fast.std() > 0.05  # the images are not flat, so the comparison means something
     assert (fast - reference).abs().max() < 1e-4  # measured about 1e-6
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["forward-only", "autograd"])
+@pytest.mark.parametrize("radial", [False, True], ids=["separable", "radial"])
+def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad, radial):
+    # Pieces small enough to split the batch and then the channels, in the layout of each mode.
+    monkeypatch.setattr(ops, "FORWARD_PIECE_BYTES", 6000)
+    monkeypatch.setattr(ops, "CHUNK_BYTES", 6000)
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 9, 11, generator=rng, requires_grad=grad)
+    fu, b = torch.rand(8, generator=rng), torch.randn(5, generator=rng)
+    fd = torch.rand(8, 8, generator=rng) if radial else torch.rand(8, generator=rng)
+    args = (fu, fd, b, 2, 2, [5, 4, 6, 3], 1.4, 0.2, 0.9)
+    with torch.set_grad_enabled(grad):
+        fast = ops.filtered_lrelu(x, *args)
+    reference = reference_ops.filtered_lrelu(x, *args)
+    assert fast.is_contiguous() and fast.shape == reference.shape
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=0)
 
 
 @torch.no_grad()
