@@ -38,7 +38,6 @@ def test_fast_ops_equal_reference_math(generator):
 @pytest.mark.parametrize("radial", [False, True], ids=["separable", "radial"])
 def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad, radial):
     # Pieces small enough to split the batch and then the channels, in the layout of each mode.
-    monkeypatch.setattr(ops, "FORWARD_PIECE_BYTES", 6000)
     monkeypatch.setattr(ops, "CHUNK_BYTES", 6000)
     rng = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 9, 11, generator=rng, requires_grad=grad)

@@ -22,23 +22,23 @@ import torch
 import torch.nn.functional as F
 
 # A filtered_lrelu call is processed in pieces (over the batch, then over channels) whose upsampled
-# intermediate stays under a size, so that peak memory stays bounded at high resolutions (a 1024x1024 R
-# layer would otherwise hold several GB at once), in the memory format that runs fastest:
-# * forward-only on the CPU: channels-last pieces of up to 64 MB. oneDNN's depthwise kernels then vectorise
-#   over channels, where in NCHW the 1-D filter passes run several times slower (R-256 forward at batch 8,
-#   2 threads: 1.16 s against 1.52 s with NCHW pieces of 16 MB, the best NCHW size);
-# * with autograd, or on a GPU: NCHW pieces of up to 16 MB, which stay in cache on a CPU (about 1.6x faster
-#   than whole-tensor passes at batch 8-16); channels-last made the CPU backward passes slower (T-64
-#   forward+backward 2.6 s against 1.9 s).
-FORWARD_PIECE_BYTES = 64 << 20
+# intermediate stays under this many bytes: the passes over it then run from cache (about 1.6x faster on
+# the CPU than whole-tensor passes, measured at batch 8-16), and peak memory stays bounded at high
+# resolutions (a 1024x1024 R layer would otherwise hold several GB at once).
 CHUNK_BYTES = 16 << 20
 
 
-def _piece_layout(x: torch.Tensor) -> tuple[torch.memory_format, int]:
-    """Memory format and maximum upsampled size (bytes) of the pieces of a filtered_lrelu call on ``x``."""
-    if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-        return torch.channels_last, FORWARD_PIECE_BYTES
-    return torch.contiguous_format, CHUNK_BYTES
+def _piece_format(x: torch.Tensor) -> torch.memory_format:
+    """Memory format of the pieces of a filtered_lrelu call on ``x [N, C, H, W]``.
+
+    Channels-last for forward-only batches (N >= 2) on the CPU: oneDNN's depthwise kernels then vectorise over
+    channels (the synthetic world's generator at batch 2-16, 2 threads: 26-32 frames/s against 17-23 in
+    NCHW; R-256 at batch 8: 1.79 s against 2.06 s). NCHW otherwise: a single image ran faster in NCHW
+    (20 frames/s against 14), and so did the backward passes (T-64 forward+backward 1.9 s against 2.6 s).
+    """
+    if x.device.type == "cpu" and x.shape[0] >= 2 and not (torch.is_grad_enabled() and x.requires_grad):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def modulated_conv2d(
@@ -106,10 +106,10 @@ def filtered_lrelu(
     """
     n, c, h, w = x.shape
     x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    piece_format, piece_bytes = _piece_layout(x)
+    piece_format = _piece_format(x)
     plane = (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
-    samples = max(1, piece_bytes // max(plane * c, 1))  # whole samples per piece
-    channels = c if samples > 1 else max(1, piece_bytes // max(plane, 1))  # else channels per piece
+    samples = max(1, CHUNK_BYTES // max(plane * c, 1))  # whole samples per piece
+    channels = c if samples > 1 else max(1, CHUNK_BYTES // max(plane, 1))  # else channels per piece
     rows = [
         _cat([_filtered_lrelu_chunk(part.contiguous(memory_format=piece_format), fu, fd, up, down, padding, gain,
                                     slope, clamp)
