@@ -67,6 +67,7 @@ rule synth_encoder:
         training={},  # the defaults of sg3pipe.encoder_training.EncoderTrainingConfig are the shipped model's
         lpips_weights=None,
         lpips_net="alex",
+        identity_weights=None,
         workdir="results/synth_models/encoder",
         device=config["device"],
     log:

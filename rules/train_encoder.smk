@@ -16,6 +16,7 @@ rule train_encoder:
         training=config["train_encoder"],
         lpips_weights=config["encode"]["lpips_weights"],
         lpips_net=config["encode"]["lpips_net"],
+        identity_weights=config["models"].get("arcface"),
         workdir="results/encoder/training",
         device=config["device"],
     log:

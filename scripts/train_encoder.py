@@ -38,7 +38,14 @@ with open(snakemake.log[0], "w") as log_file, contextlib.redirect_stderr(log_fil
             from sg3pipe.metrics.lpips_loader import load_lpips
 
             lpips = load_lpips(snakemake.params.lpips_weights, snakemake.params.lpips_net, device)
-        enc = train_encoder(snakemake.params.workdir, G.to(device), source, cfg, lpips=lpips, device=device)
+        identity = None
+        if snakemake.params.identity_weights and cfg.id_lambda > 0:
+            from sg3pipe.metrics.arcface import load_identity_loss
+
+            identity = load_identity_loss(snakemake.params.identity_weights, device)
+        enc = train_encoder(
+            snakemake.params.workdir, G.to(device), source, cfg, lpips=lpips, identity=identity, device=device
+        )
         quality = {**encoder_quality(enc, source, n_iters=cfg.n_iters), "config": dataclasses.asdict(cfg)}
         logging.info("quality: %s", quality)
         with atomic_path(snakemake.output.quality) as tmp:

@@ -6,9 +6,11 @@ The recipe of ReStyle (Alaluf et al. 2021) and its e4e variant (Tov et al. 2021)
   pass's latent ``w_t = w_{t-1}.detach() + E(x, y_{t-1})`` is rendered, ``y_t = G(w_t)``, and its loss is
   back-propagated (through the frozen generator into the encoder), with ``y_t`` detached as the next input;
 * losses: ``l2`` MSE(y_t, x), ``lpips`` (when a LPIPS model is given; the backbone comes from a configured
-  file), ``latent`` MSE(w_t, w_true) (only for sources that know the true latents, such as the synthetic
-  world: it speeds up training on a CPU several times), and for e4e the delta regulariser (the L2 norm of each
-  row's offset from row 0, ``delta_norm``) and the latent discriminator's non-saturating loss ``w_adv``;
+  file), ``id`` (when an identity loss is given: ArcFace IR-SE50 from a configured file,
+  sg3pipe.metrics.arcface), ``latent`` MSE(w_t, w_true) (only for sources that know the true latents, such
+  as the synthetic world: it speeds up training on a CPU several times), and for e4e the delta regulariser
+  (the L2 norm of each row's offset from row 0, ``delta_norm``) and the latent discriminator's
+  non-saturating loss ``w_adv``;
 * the e4e latent discriminator (``LatentDiscriminator``: an MLP over single W vectors) learns to tell
   ``G.mapping(z)`` from the encoder's rows, with an R1 penalty on the real ones;
 * gradient accumulation: ``batch`` images per micro-batch, ``accumulate`` micro-batches per optimiser step
@@ -16,8 +18,7 @@ The recipe of ReStyle (Alaluf et al. 2021) and its e4e variant (Tov et al. 2021)
 * seeded, and resumable from ``checkpoint.pt``; writes ``losses.json``, ``loss.png`` and ``validation.png``
   (targets and the reconstruction of every iteration).
 
-Identity loss is not implemented: it needs ArcFace IR-SE50 weights, which are not shipped; the synthetic
-world's faces have no identity network either.
+The ArcFace weights are not shipped, so the synthetic world's encoder is trained without the identity loss.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class EncoderTrainingConfig:
     lr: float = 1e-3  # Adam, cosine-decayed to lr / 20
     l2_lambda: float = 1.0
     lpips_lambda: float = 0.8  # used only when train_encoder gets a LPIPS model
+    id_lambda: float = 0.1  # used only when train_encoder gets an identity loss (official ReStyle: 0.1)
     latent_lambda: float = 1.0  # used only when the source knows the true latents
     delta_norm_lambda: float = 2e-4  # e4e only
     w_adv_lambda: float = 0.1  # e4e only; 0 turns the latent discriminator off
@@ -176,6 +178,7 @@ def train_encoder(
     source: ImageSource,
     cfg: EncoderTrainingConfig,
     lpips: nn.Module | None = None,
+    identity: nn.Module | None = None,
     device: str | torch.device = "cpu",
     time_limit_s: float | None = None,
 ) -> ReStyleEncoder:
@@ -187,6 +190,7 @@ def train_encoder(
         G: the generator (not modified; its ``mapping.w_avg`` is the starting latent).
         source: training images (see :data:`ImageSource`), e.g. :func:`synthetic_source`.
         lpips: a LPIPS module taking two ``[N, 3, H, W]`` batches in [-1, 1] (see sg3pipe.metrics.lpips_loader).
+        identity: an identity loss ``(y_hat, y) -> [N]`` (see sg3pipe.metrics.arcface.load_identity_loss).
         time_limit_s: stop early (after a checkpoint) so a long run can be split over several invocations.
     """
     out_dir = Path(out_dir)
@@ -199,7 +203,11 @@ def train_encoder(
     enc.encoder.train()
     optimizer = torch.optim.Adam(enc.encoder.parameters(), lr=cfg.lr)
     adversarial = cfg.variant == "e4e" and cfg.w_adv_lambda > 0
-    image_losses = cfg.l2_lambda > 0 or (lpips is not None and cfg.lpips_lambda > 0)
+    image_losses = (
+        cfg.l2_lambda > 0
+        or (lpips is not None and cfg.lpips_lambda > 0)
+        or (identity is not None and cfg.id_lambda > 0)
+    )
     D = LatentDiscriminator(G.w_dim).to(device)
     d_optimizer = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -228,6 +236,8 @@ def train_encoder(
                     terms["l2"] = cfg.l2_lambda * F.mse_loss(out, images)
                 if lpips is not None and cfg.lpips_lambda > 0:
                     terms["lpips"] = cfg.lpips_lambda * lpips(out, images).mean()
+                if identity is not None and cfg.id_lambda > 0:
+                    terms["id"] = cfg.id_lambda * identity(out, images).mean()
                 if ws_true is not None and cfg.latent_lambda > 0:
                     terms["latent"] = cfg.latent_lambda * F.mse_loss(ws, ws_true.to(device))
                 if cfg.variant == "e4e" and cfg.delta_norm_lambda > 0:
