@@ -5,9 +5,10 @@ pass. Prints frames per second of both and their ratio (batched / one at a time)
 (``invert(batch_size=B)`` against ``invert(batch_size=1)``: the average image is rendered once in both) and for
 its two parts, one encoder pass and one generator pass. The goal of issue 5: >= 2x at
 batch 16. Random weights of the synthetic world's sizes by default (R generator, 64 px, w_dim 128, and a small
-IR-SE e4e encoder); the options change them.
+IR-SE e4e encoder); the options change them, and ``--encoder`` times a model file instead.
 
     python benchmarks/bench_encoder.py
+    python benchmarks/bench_encoder.py --encoder models/synth_encoder.safetensors
     python benchmarks/bench_encoder.py --frames 32 --batch 16 --iters 3 --input-size 64
 """
 
@@ -20,7 +21,7 @@ from timing import best_time
 
 from sg3pipe.devices import pick_device
 from sg3pipe.networks.encoders import BackboneEncoder, official_config
-from sg3pipe.networks.restyle import ReStyleEncoder
+from sg3pipe.networks.restyle import ReStyleEncoder, load_encoder
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.synth.generator_training import GeneratorTrainingConfig
 
@@ -48,16 +49,18 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--stage-units", type=int, nargs="+", default=[1, 2, 2, 1])
     parser.add_argument("--stage-widths", type=int, nargs="+", default=[16, 32, 64, 128])
+    parser.add_argument("--encoder", help="a ReStyle encoder file (sg3pipe or official); default: random weights")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
     device = pick_device(args.device)
-    enc = build(args).to(device)
+    enc = load_encoder(args.encoder, device) if args.encoder else build(args).to(device)
+    args.resolution = enc.decoder.img_resolution
     images = torch.rand(args.frames, 3, args.resolution, args.resolution, device=device) * 2 - 1
     params = sum(p.numel() for p in enc.encoder.parameters())
     print(
-        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads; {args.encoder_type} "
-        f"{params / 1e6:.2f} M params, input {args.input_size}, generator {args.resolution} px; "
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads; {args.encoder or args.encoder_type} "
+        f"{params / 1e6:.2f} M params, input {enc.encoder.input_size}, generator {args.resolution} px; "
         f"{args.frames} frames, {args.iters} iterations"
     )
 
