@@ -57,7 +57,7 @@ def test_missing_or_wrong_files_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="not an ArcFace IR-SE50 state dict"):
         load_identity_loss(wrong)
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="cannot be read"):
+    with pytest.raises(ValueError, match="corrupt torch file"):
         load_identity_loss(tmp_path / "junk.pth")
 
 

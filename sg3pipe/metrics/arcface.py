@@ -18,13 +18,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sg3pipe.io.errors import ModelFileError
+from sg3pipe.io.official_pickle import load_torch_file
 from sg3pipe.networks.encoders import BottleneckIRSE
 
 STAGES = ((64, 3), (128, 4), (256, 14), (512, 3))  # (channels, units) of IR-SE50 (the official get_blocks(50))
 WHERE_TO_GET = (
-    "it is pSp's model_ir_se50.pth (ArcFace IR-SE50, from the pixel2style2pixel / stylegan3-editing READMEs); "
+    "pSp's model_ir_se50.pth (ArcFace IR-SE50, from the pixel2style2pixel / stylegan3-editing READMEs): "
     "download it on a machine with network access and set models.arcface to its path"
 )
+
+
+class ArcFaceFileError(ModelFileError):
+    """An ArcFace weights file cannot be used: truncated, not a state dict, or not IR-SE50's weights."""
+
+    kind = "ArcFace weights"
+    expected = WHERE_TO_GET
 
 
 class ArcFaceIRSE50(nn.Module):
@@ -83,21 +92,18 @@ def load_identity_loss(path: str | os.PathLike, device: str | torch.device = "cp
 
     Raises:
         FileNotFoundError: no file at ``path`` (the message says where to get it).
-        ValueError: the file is not an IR-SE50 ArcFace state dict.
+        ArcFaceFileError: the file is not an IR-SE50 ArcFace state dict (a ``ValueError``).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"ArcFace weights file {path} does not exist: {WHERE_TO_GET}")
-    try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a torch file, or pickled code
-        raise ValueError(f"{path} cannot be read as a weights-only torch file ({err}); {WHERE_TO_GET}") from None
-    net = ArcFaceIRSE50()
+        raise FileNotFoundError(f"ArcFace weights file {path} does not exist; expected {WHERE_TO_GET}")
+    state_dict = load_torch_file(path, ArcFaceFileError, "a state dict has no need of (only tensors are allowed)")
     if not isinstance(state_dict, dict):
-        raise ValueError(f"{path} holds a {type(state_dict).__name__}, not a state dict; {WHERE_TO_GET}")
+        raise ArcFaceFileError(path, f"holds a {type(state_dict).__name__}, not a state dict")
+    net = ArcFaceIRSE50()
     try:
         net.load_state_dict(state_dict)
     except RuntimeError as err:
         problem = str(err).splitlines()[1] if "\n" in str(err) else str(err)
-        raise ValueError(f"{path} is not an ArcFace IR-SE50 state dict: {problem.strip()[:300]}") from None
+        raise ArcFaceFileError(path, f"is not an ArcFace IR-SE50 state dict: {problem.strip()[:300]}") from None
     return IdentityLoss(net).to(device)
