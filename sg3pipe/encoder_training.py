@@ -39,7 +39,7 @@ from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.encoders import BackboneEncoder
 from sg3pipe.networks.restyle import ReStyleEncoder
 from sg3pipe.networks.stylegan3 import FullyConnectedLayer, Generator
-from sg3pipe.training import cosine_lr, load_checkpoint, save_checkpoint
+from sg3pipe.training import cosine_lr, resume, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -211,15 +211,8 @@ def train_encoder(
     D = LatentDiscriminator(G.w_dim).to(device)
     d_optimizer = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999))
     rng = torch.Generator().manual_seed(cfg.seed + 1)
-    step, losses = 0, []
-    state = load_checkpoint(out_dir, asdict(cfg), device)
-    if state is not None:
-        enc.encoder.load_state_dict(state["encoder"])
-        D.load_state_dict(state["discriminator"])
-        optimizer.load_state_dict(state["optimizer"])
-        d_optimizer.load_state_dict(state["d_optimizer"])
-        rng.set_state(state["rng"])
-        step, losses = state["step"], state["losses"]
+    parts = {"encoder": enc.encoder, "discriminator": D, "optimizer": optimizer, "d_optimizer": d_optimizer}
+    step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
     started = time.monotonic()
     while step < cfg.steps:
         for group in optimizer.param_groups:
@@ -261,17 +254,7 @@ def train_encoder(
             log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k} {v:.5f}" for k, v in recent.items()))
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
-            state = {
-                "encoder": enc.encoder.state_dict(),
-                "discriminator": D.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "d_optimizer": d_optimizer.state_dict(),
-                "step": step,
-                "rng": rng.get_state(),
-                "losses": losses,
-                "config": asdict(cfg),
-            }
-            save_checkpoint(out_dir, state)
+            save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
         if out_of_time:
             break
     enc.eval()

@@ -1,10 +1,11 @@
 """What the training loops (synthetic generator, encoders) share: the learning-rate schedule and resumable
 checkpoints in a working folder.
 
-A working folder holds ``checkpoint.pt`` (the loop's state: weights, optimisers, step, RNG state, ``losses``
-and ``config``, written atomically) and ``losses.json`` (the per-step losses, for plotting while a run goes on).
-A run resumes from the checkpoint when its config equals the checkpoint's in everything but ``steps``: a run
-may be extended (or shortened), which only stretches the schedule.
+A working folder holds ``checkpoint.pt`` (the loop's state: the state dicts of its named modules and
+optimisers, step, RNG state, ``losses`` and ``config``, written atomically) and ``losses.json`` (the per-step
+losses, for plotting while a run goes on). A run resumes from the checkpoint when its config equals the
+checkpoint's in everything but ``steps``: a run may be extended (or shortened), which only stretches the
+schedule.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,27 +37,39 @@ def _without_steps(config: dict) -> dict:
     return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
 
 
-def load_checkpoint(out_dir: Path, config: dict, device: str | torch.device = "cpu") -> dict | None:
-    """The state saved in ``out_dir/checkpoint.pt``, or ``None`` when there is none.
+def resume(
+    out_dir: Path, parts: Mapping[str, Any], rng: torch.Generator, config: dict, device: str | torch.device = "cpu"
+) -> tuple[int, list]:
+    """Restore ``parts`` (name -> module or optimiser) and ``rng`` from ``out_dir/checkpoint.pt`` when there is one.
+
+    Returns:
+        ``(step, losses)`` of the checkpoint, or ``(0, [])`` when there is none (``parts`` untouched).
 
     Raises:
         ValueError: the checkpoint was made with another config (``steps`` aside).
     """
     checkpoint = Path(out_dir) / CHECKPOINT
     if not checkpoint.exists():
-        return None
+        return 0, []
     state = torch.load(checkpoint, map_location=device, weights_only=False)  # our own file, written by save_checkpoint
     if _without_steps(state["config"]) != _without_steps(config):
         raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    rng.set_state(state["rng"])
     log.info("resumed %s at step %d", checkpoint, state["step"])
-    return state
+    return state["step"], state["losses"]
 
 
-def save_checkpoint(out_dir: Path, state: dict) -> None:
-    """Write ``state`` (with its ``step``, ``losses`` and ``config``) to ``out_dir/checkpoint.pt`` and its
-    ``losses`` to ``out_dir/losses.json``, each atomically."""
+def save_checkpoint(
+    out_dir: Path, parts: Mapping[str, Any], rng: torch.Generator, step: int, losses: list, config: dict
+) -> None:
+    """Write the state dicts of ``parts`` (name -> module or optimiser), ``rng``'s state, ``step``, ``losses``
+    and ``config`` to ``out_dir/checkpoint.pt``, and ``losses`` to ``out_dir/losses.json``, each atomically."""
     out_dir = Path(out_dir)
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state.update(step=step, rng=rng.get_state(), losses=losses, config=config)
     with atomic_path(out_dir / CHECKPOINT) as tmp:
         torch.save(state, tmp)
     with atomic_path(out_dir / "losses.json") as tmp:
-        tmp.write_text(json.dumps(state["losses"]))
+        tmp.write_text(json.dumps(losses))

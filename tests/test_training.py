@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sg3pipe.training import cosine_lr, load_checkpoint, save_checkpoint
+from sg3pipe.training import cosine_lr, resume, save_checkpoint
 
 
 def test_cosine_lr_decays_from_lr_to_a_twentieth_and_stays():
@@ -19,11 +19,17 @@ def test_cosine_lr_decays_from_lr_to_a_twentieth_and_stays():
 
 def test_checkpoint_round_trip_resumes_with_more_steps_but_not_another_config(tmp_path):
     config = {"steps": 10, "lr": 1e-3, "widths": (8, 16)}
-    assert load_checkpoint(tmp_path, config) is None
-    state = {"weights": torch.arange(3.0), "step": 4, "losses": [0.5, 0.25], "config": config}
-    save_checkpoint(tmp_path, state)
+    model, rng = torch.nn.Linear(3, 2), torch.Generator().manual_seed(5)
+    assert resume(tmp_path, {"model": model}, rng, config) == (0, [])
+    save_checkpoint(tmp_path, {"model": model}, rng, 4, [0.5, 0.25], config)
     assert json.loads((tmp_path / "losses.json").read_text()) == [0.5, 0.25]
-    resumed = load_checkpoint(tmp_path, {**config, "steps": 20, "widths": [8, 16]})
-    assert resumed["step"] == 4 and torch.equal(resumed["weights"], state["weights"])
+    expected, drawn = model.state_dict(), torch.rand(3, generator=rng)
+    restored, rng_restored = torch.nn.Linear(3, 2), torch.Generator()
+    assert resume(tmp_path, {"model": restored}, rng_restored, {**config, "steps": 20, "widths": [8, 16]}) == (
+        4,
+        [0.5, 0.25],
+    )
+    torch.testing.assert_close(restored.state_dict(), expected)
+    assert torch.equal(torch.rand(3, generator=rng_restored), drawn)
     with pytest.raises(ValueError, match="another config"):
-        load_checkpoint(tmp_path, {**config, "lr": 1e-2})
+        resume(tmp_path, {"model": restored}, rng_restored, {**config, "lr": 1e-2})

@@ -26,7 +26,7 @@ from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
 from sg3pipe.synth.params import NUM_LATENT, params_from_normal
 from sg3pipe.synth.renderer import attribute_labels, render
-from sg3pipe.training import cosine_lr, load_checkpoint, save_checkpoint
+from sg3pipe.training import cosine_lr, resume, save_checkpoint
 from sg3pipe.transforms import make_transform
 
 log = logging.getLogger(__name__)
@@ -158,18 +158,6 @@ def generator_quality(G: Generator, n: int = 256, seed: int = 2024) -> dict:
     }
 
 
-def _checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg) -> dict:
-    return {
-        "generator": G.state_dict(),
-        "generator_ema": G_ema.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "rng": rng.get_state(),
-        "losses": losses,
-        "config": asdict(cfg),
-    }
-
-
 def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
     """``G_ema <- beta * G_ema + (1 - beta) * G`` for parameters; buffers (e.g. ``w_avg``) are copied."""
     with torch.no_grad():
@@ -198,14 +186,8 @@ def train_generator(
     ema_beta = 0.5 ** (1 / cfg.ema_halflife_steps) if cfg.ema_halflife_steps > 0 else 0.0
     optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
-    step, losses = 0, []
-    state = load_checkpoint(out_dir, asdict(cfg), device)
-    if state is not None:
-        G.load_state_dict(state["generator"])
-        G_ema.load_state_dict(state["generator_ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.set_state(state["rng"])
-        step, losses = state["step"], state["losses"]
+    parts = {"generator": G, "generator_ema": G_ema, "optimizer": optimizer}
+    step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
     started = time.monotonic()
     while step < cfg.steps:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
@@ -232,7 +214,7 @@ def train_generator(
             )
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
-            save_checkpoint(out_dir, _checkpoint_state(G, G_ema, optimizer, step, rng, losses, cfg))
+            save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
         if out_of_time:
             break
     write_training_figures(G_ema, losses, out_dir)
