@@ -151,27 +151,6 @@ def aligned_video_source(videos: list[str | os.PathLike], tables: list[str | os.
     return sample
 
 
-def restyle_passes(
-    enc: ReStyleEncoder, images: torch.Tensor, n_iters: int, grad_encoder: bool = False, grad_render: bool = False
-):
-    """The ReStyle passes of a batch, one at a time: yields ``(w_t [N, num_ws, w_dim], y_t [N, 3, R, R])`` for
-    t = 1..n_iters. ``grad_encoder``: each ``w_t`` carries the gradient of that pass only (the previous latent
-    and reconstruction are detached, as in ReStyle's training); ``grad_render``: so does ``y_t`` (through the
-    generator, the costly part; without it ``y_t`` is rendered without gradient)."""
-    x = enc.pool(images)
-    with torch.no_grad():
-        average = enc.pool(enc.decoder.synthesis(enc.latent_avg[None]))
-    ws = enc.latent_avg.expand(len(images), -1, -1)
-    y = average.expand(len(images), -1, -1, -1)
-    for _ in range(n_iters):
-        with torch.set_grad_enabled(grad_encoder):
-            ws = ws.detach() + enc.encoder(torch.cat([x, y.detach()], dim=1))
-        with torch.set_grad_enabled(grad_render):
-            out = enc.decoder.synthesis(ws if grad_render else ws.detach())
-        yield ws, out
-        y = enc.pool(out)
-
-
 def train_encoder(
     out_dir: str | os.PathLike,
     G: Generator,
@@ -223,7 +202,7 @@ def train_encoder(
             images, ws_true = source(cfg.batch, rng)
             images = images.to(device)
             fakes = []
-            for ws, out in restyle_passes(enc, images, cfg.n_iters, grad_encoder=True, grad_render=image_losses):
+            for ws, out in enc.passes(images, cfg.n_iters, grad_encoder=True, grad_render=image_losses):
                 terms = {}
                 if cfg.l2_lambda > 0:
                     terms["l2"] = cfg.l2_lambda * F.mse_loss(out, images)
@@ -295,7 +274,7 @@ def encoder_quality(
     for start in range(0, n, batch):
         images, _ = source(min(batch, n - start), rng)
         images = images.to(device)
-        for t, (_, out) in enumerate(restyle_passes(enc, images, n_iters)):
+        for t, (_, out) in enumerate(enc.passes(images, n_iters)):
             mse = (out.clamp(-1, 1) - images).square().mean(dim=[1, 2, 3]).double()
             per_iter[t].append(10 * torch.log10(4 / mse))
     return {"psnr_db": [float(torch.cat(values).mean()) for values in per_iter], "n": n}
@@ -328,7 +307,7 @@ def write_training_figures(
 
     images, _ = source(8, torch.Generator().manual_seed(12345))
     with torch.no_grad():
-        rows = [images] + [out.cpu() for _, out in restyle_passes(enc, images.to(enc.latent_avg.device), n_iters)]
+        rows = [images] + [out.cpu() for _, out in enc.passes(images.to(enc.latent_avg.device), n_iters)]
     tiles = to_uint8(torch.cat([row.clamp(-1, 1) for row in rows]))  # [rows * 8, R, R, 3]
     r = tiles.shape[1]
     grid = tiles.reshape(len(rows), 8, r, r, 3).transpose(0, 2, 1, 3, 4).reshape(len(rows) * r, 8 * r, 3)

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import pathlib
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -115,6 +116,43 @@ class ReStyleEncoder(nn.Module):
         """Average-pool ``[N, C, H, W]`` to the encoder's input size (the official ``face_pool``)."""
         return F.adaptive_avg_pool2d(images, self.encoder.input_size)
 
+    def average_image(self) -> torch.Tensor:
+        """ReStyle's starting reconstruction: the render of ``latent_avg``, pooled, ``[1, 3, S, S]``."""
+        with torch.no_grad():
+            return self.pool(self.decoder.synthesis(self.latent_avg[None]))
+
+    def passes(
+        self,
+        images: torch.Tensor,
+        n_iters: int,
+        grad_encoder: bool = False,
+        grad_render: bool = False,
+        transform: torch.Tensor | None = None,
+        average: torch.Tensor | None = None,
+    ):
+        """The ReStyle passes of one batch, one at a time (what :meth:`invert` and encoder training both run).
+
+        Starts from ``latent_avg`` and ``average`` (:meth:`average_image` when ``None``); pass t adds the
+        encoder's output for (image, previous reconstruction) to the latent and renders it. Yields
+        ``(w_t [N, num_ws, w_dim], y_t [N, 3, R, R])`` for t = 1..n_iters; the last render uses ``transform``
+        (``None``, ``[3, 3]`` or ``[N, 3, 3]``, as ``G.synthesis`` takes it).
+        ``grad_encoder``: each ``w_t`` carries the gradient of that pass only (the previous latent and
+        reconstruction are detached, as in ReStyle's training); ``grad_render``: so does ``y_t`` (through the
+        generator, the costly part; without it ``y_t`` is rendered without gradient).
+        """
+        x = self.pool(images)
+        ws = self.latent_avg.expand(len(images), -1, -1)
+        y = (self.average_image() if average is None else average).expand(len(images), -1, -1, -1)
+        for t in range(n_iters):
+            with torch.set_grad_enabled(grad_encoder):
+                ws = ws.detach() + self.encoder(torch.cat([x, y.detach()], dim=1))
+            last = t == n_iters - 1
+            with torch.set_grad_enabled(grad_render):
+                out = self.decoder.synthesis(ws if grad_render else ws.detach(), transform=transform if last else None)
+            yield ws, out
+            if not last:
+                y = self.pool(out)
+
     @torch.no_grad()
     def invert(
         self,
@@ -150,18 +188,18 @@ class ReStyleEncoder(nn.Module):
         if images.shape[0] == 0:
             size = self.decoder.img_resolution
             return images.new_zeros([0, *self.latent_avg.shape]), images.new_zeros([0, images.shape[1], size, size])
-        average = self.pool(self.decoder.synthesis(self.latent_avg[None]))
+        average = self.average_image()
         latents, reconstructions = [], []
         for start in range(0, images.shape[0], batch_size):
-            x = self.pool(images[start : start + batch_size].to(device, torch.float32))
-            ws = self.latent_avg.expand(x.shape[0], -1, -1)
-            y = average.expand(x.shape[0], -1, -1, -1)
-            for step in range(n_iters):
-                if step > 0:
-                    y = self.pool(self.decoder.synthesis(ws))
-                ws = ws + self.encoder(torch.cat([x, y], dim=1))
-            chunk = transforms if transforms is None or transforms.ndim == 2 else transforms[start : start + len(x)]
-            reconstructions.append(self.decoder.synthesis(ws, transform=chunk).to(images.device))
+            batch = images[start : start + batch_size].to(device, torch.float32)
+            chunk = transforms if transforms is None or transforms.ndim == 2 else transforms[start : start + len(batch)]
+            last = deque(self.passes(batch, n_iters, transform=chunk, average=average), maxlen=1)
+            if last:
+                ws, out = last[0]
+            else:  # n_iters == 0: the average latent, rendered with the transform
+                ws = self.latent_avg.expand(len(batch), -1, -1)
+                out = self.decoder.synthesis(ws, transform=chunk)
+            reconstructions.append(out.to(images.device))
             latents.append(ws.to(images.device))
         return torch.cat(latents), torch.cat(reconstructions)
 
