@@ -5,10 +5,12 @@ literal, slow form; tests check the two agree), but skip the work the literal fo
 
 * ``filtered_lrelu``: the official op zero-stuffs the signal before filtering (so three quarters of the
   multiplies are by zero) and filters at the full rate before throwing away every other sample. Here the
-  upsampling is a strided transposed convolution (polyphase: no multiply by an inserted zero), the
-  downsampling is strided (only kept samples are computed), separable filters run as two 1-D passes of
-  channel-multiplier-1 depthwise convolutions (the fast kernel on the CPU), the output gain is folded into
-  the downsampling filter, and the largest tensor is updated in place when no gradient is needed.
+  upsampled signal is held as its polyphase components, each at the input rate (no multiply by an inserted
+  zero), and the downsampling computes only the kept samples from them. Every filter pass is then a
+  stride-1, channel-multiplier-1 depthwise convolution (separable filters as two 1-D passes), the kernel
+  oneDNN runs fastest, in channels-last layout on the CPU (a transposed depthwise convolution ran about 14x
+  slower per multiply there, and NCHW depthwise passes 2-30x slower). The output gain is folded into the
+  downsampling filter, the activation works in place, and forward-only calls run in cache-sized pieces.
 * ``modulated_conv2d``: instead of building one modulated weight per sample and running a grouped
   convolution, the style scales the input, one shared convolution runs over the whole batch, and the
   demodulation coefficients (computed with one matrix product) scale the output.
@@ -18,27 +20,23 @@ Everything is differentiable with autograd.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 
-# A filtered_lrelu call is processed in pieces (over the batch, then over channels) whose upsampled
-# intermediate stays under this many bytes: the passes over it then run from cache (about 1.6x faster on
-# the CPU than whole-tensor passes, measured at batch 8-16), and peak memory stays bounded at high
-# resolutions (a 1024x1024 R layer would otherwise hold several GB at once).
-CHUNK_BYTES = 16 << 20
+# A forward-only filtered_lrelu call is processed in pieces (over the batch, then over channels) whose
+# intermediate signal (the up**2 phases of the upsampled signal) stays under this many bytes: the passes over
+# it then run from cache (the synthesis forward pass of T/R-64/256 at batch 8 on 2 CPU cores: 0.33-0.76 s at 32 MB
+# against 0.37-0.87 s at 256 MB and 0.48-1.20 s at 4 MB), and peak memory stays bounded at high resolutions (a
+# 1024x1024 R layer would otherwise hold several GB at once).
+CHUNK_BYTES = 32 << 20
 
 
-def _piece_format(x: torch.Tensor) -> torch.memory_format:
-    """Memory format of the pieces of a filtered_lrelu call on ``x [N, C, H, W]``.
-
-    Channels-last for forward-only batches (N >= 2) on the CPU: oneDNN's depthwise kernels then vectorise over
-    channels (the synthetic world's generator at batch 2-16, 2 threads: 26-32 frames/s against 17-23 in
-    NCHW; R-256 at batch 8: 1.79 s against 2.06 s). NCHW otherwise: a single image ran faster in NCHW
-    (20 frames/s against 14), and so did the backward passes (T-64 forward+backward 1.9 s against 2.6 s).
-    """
-    if x.device.type == "cpu" and x.shape[0] >= 2 and not (torch.is_grad_enabled() and x.requires_grad):
-        return torch.channels_last
-    return torch.contiguous_format
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """Memory format the fast ops compute in: channels-last on the CPU, where oneDNN's depthwise kernels
+    vectorise over channels (a stride-1 depthwise pass runs several times faster than in NCHW), NCHW elsewhere."""
+    return torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
 
 
 def modulated_conv2d(
@@ -70,10 +68,8 @@ def modulated_conv2d(
         styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
     x = x * (styles * input_gain.to(styles.dtype)).to(x.dtype).reshape(n, -1, 1, 1)
-    if weight.shape[2:] == (1, 1) and padding == 0:  # R config: a matrix product, where conv2d takes a slow path
-        x = (weight.to(x.dtype).flatten(1) @ x.flatten(2)).reshape(n, -1, *x.shape[2:])
-    else:
-        x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    x = _canonical_strides(x.contiguous(memory_format=_layout(x)))
+    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     if demodulate:
         x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
     return x
@@ -93,30 +89,209 @@ def filtered_lrelu(
 ) -> torch.Tensor:
     """Bias, upsample by ``up`` with ``fu``, leaky ReLU, clamp, downsample by ``down`` with ``fd``.
 
+    Computed in polyphase form (see :class:`_AxisPlan`): the upsampled signal is held as its ``up**2`` phases,
+    each at the input rate, so every filter pass is a stride-1 depthwise correlation over real samples only.
+
     Args:
         x: ``[N, C, H, W]``.
         fu: 1-D upsampling filter ``[Ku]`` (``Ku`` a multiple of ``up``), or ``None`` when ``up == 1``.
-        fd: 1-D ``[Kd]`` or 2-D ``[Kd, Kd]`` downsampling filter, or ``None`` when ``down == 1``.
+        fd: 1-D ``[Kd]`` or 2-D ``[Kd, Kd]`` downsampling filter, or ``None`` for no filter.
         b: ``[C]`` bias.
+        up, down: sampling factors, ``up`` a multiple of ``down`` (true of every StyleGAN3 layer).
         padding: ``[x0, x1, y0, y1]`` padding of the upsampled signal (negative values crop).
         gain, slope, clamp: leaky-ReLU output gain, negative slope and symmetric clamp (``None``: no clamp).
 
     Returns:
-        ``[N, C, H_out, W_out]`` with ``H_out = (H*up + y0 + y1 - Ku - Kd + 2 + down - 1) // down`` (likewise W).
+        ``[N, C, H_out, W_out]`` with ``H_out = (H*up + y0 + y1 - Ku - Kd + 2 + down - 1) // down`` (likewise W),
+        in the memory format of :func:`_layout`.
     """
+    if up % down:
+        raise ValueError(f"filtered_lrelu: up ({up}) must be a multiple of down ({down})")
+    if fu is None and up != 1:
+        raise ValueError("filtered_lrelu: upsampling needs an up filter")
     n, c, h, w = x.shape
-    x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    piece_format = _piece_format(x)
-    plane = (h * up + padding[2] + padding[3]) * (w * up + padding[0] + padding[1]) * x.element_size()
-    samples = max(1, CHUNK_BYTES // max(plane * c, 1))  # whole samples per piece
-    channels = c if samples > 1 else max(1, CHUNK_BYTES // max(plane, 1))  # else channels per piece
-    rows = [
-        _cat([_filtered_lrelu_chunk(part.contiguous(memory_format=piece_format), fu, fd, up, down, padding, gain,
-                                    slope, clamp)
-              for part in batch.split(channels, dim=1)], dim=1)
-        for batch in x.split(samples, dim=0)
+    x0, x1, y0, y1 = padding
+    # The output gain moves into the downsampling filter (lrelu(v) * gain == lrelu(v * gain) for gain > 0) and
+    # the clamp is scaled to match; with no filter, it multiplies the activation's output.
+    if fd is not None:
+        hd = fd.to(torch.float32).flip(list(range(fd.ndim)))
+    else:  # no filter: plain subsampling, a one-tap filter (the reference's too)
+        hd = torch.ones(1) if down > 1 else None
+    plan_x = _AxisPlan(w, up, down, x0, x1, fu, hd, gain)
+    plan_y = _AxisPlan(h, up, down, y0, y1, fu, hd, 1.0)
+    radial = None if hd is None or hd.ndim == 1 else _down_phase_taps(hd * gain, down)
+    out_gain = gain if hd is None else 1.0
+    act = (slope, None if clamp is None else clamp / gain, out_gain)
+
+    layout = _layout(x)
+    x = _add_bias_and_pad(x, b.to(x.dtype), plan_x.input_pad + plan_y.input_pad, layout)
+    pieces = []
+    for batch, band_rows in _pieces(x, plan_x, plan_y, up):
+        if band_rows is None:
+            pieces.append(_filtered_lrelu_piece(batch, plan_x, plan_y, radial, up, down, act))
+            continue
+        bands = [
+            _filtered_lrelu_piece(batch[:, :, rows], plan_x, band_plan, radial, up, down, act)
+            for band_plan, rows in (plan_y.band(start, band_rows) for start in range(0, plan_y.out_length, band_rows))
+        ]
+        pieces.append(_cat(bands, dim=2))
+    return _cat(pieces, dim=0)
+
+
+def _pieces(x: torch.Tensor, plan_x: _AxisPlan, plan_y: _AxisPlan, up: int):
+    """Split the extended input of a forward-only call into pieces of about ``CHUNK_BYTES`` of intermediates:
+    ``(samples, None)`` for whole samples, or ``(sample, band_rows)`` when one sample is larger, to be cut
+    into bands of ``band_rows`` output rows (all channels: channel-last kernels vectorise over channels)."""
+    n, c = x.shape[:2]
+    sample_bytes = plan_y.phase_length * plan_x.phase_length * up * up * c * x.element_size()
+    if x.requires_grad:  # autograd keeps every piece's intermediates anyway: pieces would only add copies
+        return [(x, None)]
+    if sample_bytes <= CHUNK_BYTES:
+        return [(batch, None) for batch in x.split(_even_split(n, CHUNK_BYTES // sample_bytes), dim=0)]
+    rows = _even_split(plan_y.out_length, plan_y.out_length * CHUNK_BYTES // sample_bytes)
+    rows = -(-rows // plan_y.q) * plan_y.q  # whole output phases
+    return [(sample, rows) for sample in x.split(1, dim=0)]
+
+
+class _AxisPlan:
+    """Polyphase form of one axis of ``filtered_lrelu``, for an input of ``length`` samples.
+
+    The reference zero-stuffs ``x`` by ``up``, pads it by ``(pad0, pad1)``, correlates it with the flipped
+    ``fu * up`` (giving ``u``) and, after the activation ``a = act(u)``, correlates ``a`` with the flipped ``fd``
+    and keeps every ``down``-th sample. Here ``u`` is computed as its ``up`` phases ``U_r[k] = u[up*k + r]``,
+    each a correlation of ``x`` with every ``up``-th tap (no multiply by an inserted zero), all phases reading
+    one extended copy of ``x``. The downsampling reads ``a`` as its ``down`` phases on the output grid,
+    ``A_p[m] = a[down*m + p]`` (for ``Q = up // down > 1`` the interleave of ``U_{down*q + p}``, ``q < Q``):
+    output sample ``j`` is the sum over ``p`` of ``A_p`` correlated with every ``down``-th tap of the flipped
+    ``fd`` at ``j``, so only kept samples are computed. Every pass is a stride-1 correlation.
+
+    Attributes:
+        up_taps: ``[up, Tu]`` taps of the ``up`` phases (``None`` for ``up == 1`` without filter).
+        down_taps: ``[down, Td]`` taps of the ``down`` phases, times ``gain`` (``None``: no filter here, none
+            at all or a 2-D one, which :func:`_down_phase_taps` splits in 2-D).
+        input_pad: ``[lo, hi]`` extension of ``x`` (negative crops) that all up phases read.
+        phase_length: samples per up phase; ``out_length``: samples of the output.
+    """
+
+    def __init__(self, length, up, down, pad0, pad1, fu, hd, gain):
+        ku = 1 if fu is None else fu.shape[0]
+        kd = 1 if hd is None else hd.shape[-1]
+        self.out_length = (length * up + pad0 + pad1 - ku - kd + 2 + down - 1) // down
+        reach = -(-kd // down)  # taps per down phase
+        self.phase_length = -(-(self.out_length + reach - 1) // (up // down))
+        self.down_taps = _down_phase_taps(hd * gain, down) if hd is not None and hd.ndim == 1 else None
+        if fu is None:  # up == 1: the phase is the extended input itself
+            self.up_taps, first, taps = None, pad0, 1
+        else:
+            # U_r[k] = sum_m g[(pad0 - r) % up + up*m] * x[k + m - (pad0 - r) // up], with g = flip(fu) * up;
+            # phases start at different input samples (by at most one): align them with a leading zero tap.
+            g = fu.to(torch.float32).flip(0) * up
+            per_phase = ku // up
+            starts = [(pad0 - r) // up for r in range(up)]
+            first = starts[0]
+            taps = per_phase + first - starts[-1]
+            self.up_taps = g.new_zeros(up, taps)
+            for r, start in enumerate(starts):
+                self.up_taps[r, first - start : first - start + per_phase] = g[(pad0 - r) % up :: up]
+        self.input_pad = [first, self.phase_length + taps - 1 - length - first]
+        self.q, self.reach, self.up_reach = up // down, reach, taps
+
+    def band(self, start: int, rows: int) -> tuple[_AxisPlan, slice]:
+        """The plan of output samples ``[start, start + rows)`` (``start`` a multiple of ``Q``; clipped to the
+        output) and the slice of the extended input it reads."""
+        band = copy.copy(self)
+        band.out_length = min(rows, self.out_length - start)
+        band.phase_length = -(-(band.out_length + self.reach - 1) // self.q)
+        first = start // self.q
+        return band, slice(first, first + band.phase_length + self.up_reach - 1)
+
+
+def _down_phase_taps(hd: torch.Tensor, down: int) -> torch.Tensor:
+    """``hd [K]`` or ``[K, K]`` -> its ``down`` (or ``down x down``) phases, every ``down``-th tap, zero-padded to
+    one length: ``[down, ceil(K / down)]`` or ``[down, down, ceil(K / down), ceil(K / down)]``."""
+    reach = -(-hd.shape[0] // down)
+    padded = F.pad(hd, [0, reach * down - hd.shape[0]] * hd.ndim)
+    if hd.ndim == 1:
+        return padded.reshape(reach, down).t()
+    return padded.reshape(reach, down, reach, down).permute(1, 3, 0, 2)
+
+
+def _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act):
+    """``filtered_lrelu`` on a block of samples and channels (bias added, input extended by the plans)."""
+    slope, clamp, out_gain = act
+    if plan_x.up_taps is None:  # activated in place below: a copy, not the view (bands share rows)
+        phases_x = [x.clone()]
+    else:
+        phases_x = [_fir(x, taps.reshape(1, -1)) for taps in plan_x.up_taps]
+    u = [[p if plan_y.up_taps is None else _fir(p, taps.reshape(-1, 1)) for p in phases_x]
+         for taps in ([None] if plan_y.up_taps is None else plan_y.up_taps)]  # fmt: skip
+    q = up // down
+    a = [  # a[py][px]: the activated phases on the output grid
+        [_activate(_interleave([[u[down * i + py][down * j + px] for j in range(q)] for i in range(q)]),
+                   slope, clamp, out_gain)
+         for px in range(down)]
+        for py in range(down)
     ]  # fmt: skip
-    return _cat(rows, dim=0).contiguous()
+    if radial is not None:
+        v = _sum(_fir(a[py][px], radial[py, px]) for py in range(down) for px in range(down))
+    else:
+        if plan_x.down_taps is not None:  # along x, for each row phase
+            a = [[_sum(_fir(p, t.reshape(1, -1)) for p, t in zip(row, plan_x.down_taps, strict=True))] for row in a]
+        if plan_y.down_taps is not None:  # then along y
+            a = [[_sum(_fir(row[0], t.reshape(-1, 1)) for row, t in zip(a, plan_y.down_taps, strict=True))]]
+        v = a[0][0]
+    if v.shape[2:] != (plan_y.out_length, plan_x.out_length):
+        v = v[:, :, : plan_y.out_length, : plan_x.out_length]
+    return v
+
+
+def _sum(tensors) -> torch.Tensor:
+    """Sum of an iterable of tensors, accumulated in place into the first when no gradient is needed."""
+    it = iter(tensors)
+    total = next(it)
+    for t in it:
+        total = total.add_(t) if not torch.is_grad_enabled() else total + t
+    return total
+
+
+def _interleave(v: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Phases ``v[i][j] [N, C, K, K']`` -> ``[N, C, Q*K, Q*K']`` with ``out[..., i::Q, j::Q] = v[i][j]``."""
+    if len(v) == 1:
+        return v[0][0]
+    return _Interleave.apply(len(v), *(p for row in v for p in row))
+
+
+def _activate(x: torch.Tensor, slope: float, clamp: float | None, gain: float) -> torch.Tensor:
+    """Leaky ReLU, clamp (at ``clamp / gain``) and output gain (1 when the downsampling filter carries it)."""
+    x = _LeakyReluClamp.apply(x, slope, clamp)
+    return x * gain if gain != 1 else x
+
+
+def _add_bias_and_pad(x: torch.Tensor, b: torch.Tensor, pad: list[int], layout) -> torch.Tensor:
+    """``F.pad(x + b, pad)`` in ``layout``, in one pass when no gradient is needed: the biased input is written
+    straight into the padded tensor and only the border is zeroed (``F.pad`` fills all of it first)."""
+    if torch.is_grad_enabled() and (x.requires_grad or b.requires_grad):
+        return F.pad(x + b.reshape(1, -1, 1, 1), pad).contiguous(memory_format=layout)
+    left, right, top, bottom = pad
+    x = x[:, :, max(-top, 0) : x.shape[2] - max(-bottom, 0), max(-left, 0) : x.shape[3] - max(-right, 0)]  # crops
+    left, right, top, bottom = (max(p, 0) for p in pad)
+    n, c, h, w = x.shape
+    out = torch.empty((n, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device, memory_format=layout)
+    for border in (
+        out[:, :, :top],
+        out[:, :, top + h :],
+        out[:, :, top : top + h, :left],
+        out[:, :, top : top + h, left + w :],
+    ):
+        border.zero_()
+    torch.add(x, b.reshape(1, -1, 1, 1), out=out[:, :, top : top + h, left : left + w])
+    return out
+
+
+def _even_split(total: int, most: int) -> int:
+    """Piece size for splitting ``total`` items into as few pieces of at most ``most`` as can be, evenly."""
+    pieces = -(-total // max(most, 1))
+    return -(-total // pieces)
 
 
 def _cat(pieces: list[torch.Tensor], dim: int) -> torch.Tensor:
@@ -124,39 +299,30 @@ def _cat(pieces: list[torch.Tensor], dim: int) -> torch.Tensor:
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=dim)
 
 
-def _filtered_lrelu_chunk(x, fu, fd, up, down, padding, gain, slope, clamp):
-    """``filtered_lrelu`` on a block of channels (bias already added)."""
-    x0, x1, y0, y1 = padding
-    x = _upsample_axis(x, fu, up, x0, x1, axis=3)
-    x = _upsample_axis(x, fu, up, y0, y1, axis=2)
-    # lrelu(v) * gain == lrelu(v * gain) for gain > 0, so the gain moves into the downsampling filter and
-    # the clamp is scaled to match: one pass less over the largest tensor.
-    x = _LeakyReluClamp.apply(x, slope, None if clamp is None else clamp / gain)
-    return _downsample(x, fd, down, gain)
-
-
 class _LeakyReluClamp(torch.autograd.Function):
-    """``clamp(leaky_relu(x, slope), -c, c)`` with a backward pass that reads only the output.
+    """``clamp(leaky_relu(x, slope), -c, c)`` in place, with a backward pass that reads only the output.
 
-    Autograd's own backward of ``clamp`` builds several full-size masks. Here the leaky-ReLU gradient is
-    one fused kernel on the output (whose sign is the input's), and the clamp mask is applied only when
-    some value was actually clamped (a clamped output sits exactly at ``+-c``), which the forward pass
-    notes with one min/max reduction. Updated in place when no gradient is needed.
+    ``x`` is always a fresh intermediate of ``filtered_lrelu`` that nothing else reads, so it is updated in
+    place (marked dirty for autograd) instead of copied. Autograd's own backward of ``clamp`` builds several
+    full-size masks. Here the leaky-ReLU gradient is one fused kernel on the output (whose sign is the
+    input's), and the clamp mask is applied only when some value was actually clamped (a clamped output sits
+    exactly at ``+-c``), which the forward pass notes with one min/max reduction.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, slope: float, clamp: float | None) -> torch.Tensor:
-        y = x if not x.requires_grad else x.clone()
         if slope != 1:
-            y = F.leaky_relu_(y, slope)
+            F.leaky_relu_(x, slope)
         if clamp is not None:
-            y = y.clamp_(-clamp, clamp)
+            x.clamp_(-clamp, clamp)
         if x.requires_grad:
-            low, high = torch.aminmax(y) if clamp is not None else (None, None)
+            ctx.mark_dirty(x)
+            # Reduced over a flat view: a reduction over a channels-last tensor as such is about 15x slower.
+            low, high = torch.aminmax(_flat(x)) if clamp is not None else (None, None)
             ctx.slope = slope
             ctx.clamp = clamp if clamp is not None and (low <= -clamp or high >= clamp) else None
-            ctx.save_for_backward(y)
-        return y
+            ctx.save_for_backward(x)
+        return x
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -168,77 +334,70 @@ class _LeakyReluClamp(torch.autograd.Function):
         return grad, None, None
 
 
-class _DepthwiseFIR(torch.autograd.Function):
-    """A depthwise strided convolution (or its transpose) whose backward pass is the other one.
+class _Interleave(torch.autograd.Function):
+    """Phases ``[N, C, K, K']`` (``Q*Q`` of them, row-major) -> ``[N, C, Q*K, Q*K']``, ``out[..., i::Q, j::Q]``
+    the phase ``(i, j)``; the backward pass hands each phase its strided slice of the gradient, made dense
+    (which the convolution reading it needs), instead of autograd's full-size copy per assigned slice."""
 
-    The two are each other's adjoint, so the input gradient of either is the other's forward pass: the
-    fast forward kernels then serve the backward pass too, where the generic convolution backward is
+    @staticmethod
+    def forward(ctx, q: int, *phases: torch.Tensor) -> torch.Tensor:
+        first = phases[0]
+        shape = (*first.shape[:2], first.shape[2] * q, first.shape[3] * q)
+        out = torch.empty(shape, dtype=first.dtype, device=first.device, memory_format=_layout(first))
+        for index, phase in enumerate(phases):
+            i, j = divmod(index, q)
+            out[:, :, i::q, j::q] = phase
+        ctx.q = q
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        q, layout = ctx.q, _layout(grad)
+        return None, *(grad[:, :, i::q, j::q].contiguous(memory_format=layout) for i in range(q) for j in range(q))
+
+
+class _DepthwiseFIR(torch.autograd.Function):
+    """Stride-1 depthwise correlation ("valid") with a constant filter, whose backward pass is again one.
+
+    The input gradient of a valid correlation is the full correlation of the gradient with the flipped
+    taps: the fast forward kernel serves the backward pass too, where the generic convolution backward is
     several times slower on the CPU. The filter is a constant (a buffer): it gets no gradient.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], transposed: bool):
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor):
         ctx.save_for_backward(weight)
-        ctx.stride, ctx.transposed, ctx.size = stride, transposed, x.shape[2:]
-        op = F.conv_transpose2d if transposed else F.conv2d
-        return op(x, weight, stride=stride, groups=x.shape[1])
+        return F.conv2d(x, weight, groups=x.shape[1])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (weight,) = ctx.saved_tensors
-        groups = grad.shape[1]
-        if ctx.transposed:
-            return F.conv2d(grad, weight, stride=ctx.stride, groups=groups), None, None, None
-        # The strided convolution dropped the last (size - k) % stride input samples: give them back as zeros.
-        padding = [ctx.size[i] - ((grad.shape[2 + i] - 1) * ctx.stride[i] + weight.shape[2 + i]) for i in (0, 1)]
-        return (
-            F.conv_transpose2d(grad, weight, stride=ctx.stride, output_padding=padding, groups=groups),
-            None,
-            None,
-            None,
-        )
+        grad = _canonical_strides(grad.contiguous(memory_format=_layout(grad)))
+        padding = (weight.shape[2] - 1, weight.shape[3] - 1)
+        return F.conv2d(grad, weight.flip([2, 3]), padding=padding, groups=grad.shape[1]), None
 
 
-def _depthwise_weight(taps: torch.Tensor, channels: int, axis: int, dtype: torch.dtype) -> torch.Tensor:
-    """The same 1-D ``taps [K]`` for every channel, as a depthwise weight along ``axis`` (2 or 3)."""
-    k = taps.shape[0]
-    shape = (channels, 1, 1, k) if axis == 3 else (channels, 1, k, 1)
-    return taps.to(dtype).reshape(1, 1, *shape[2:]).expand(shape).contiguous()
+def _fir(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Correlate every channel of ``x [N, C, H, W]`` with ``taps [kh, kw]`` (valid, stride 1)."""
+    x = _canonical_strides(x)
+    c = x.shape[1]
+    weight = taps.to(x.dtype).reshape(1, 1, *taps.shape).expand(c, 1, *taps.shape).contiguous()
+    return _DepthwiseFIR.apply(x, weight)
 
 
-def _depthwise(x: torch.Tensor, taps: torch.Tensor, axis: int, stride: int = 1) -> torch.Tensor:
-    """Correlate every channel of ``x [N, C, H, W]`` with ``taps`` along ``axis``, keeping every ``stride``-th."""
-    strides = (1, stride) if axis == 3 else (stride, 1)
-    # One output per group (channel multiplier 1): the fast depthwise kernel on the CPU.
-    return _DepthwiseFIR.apply(x, _depthwise_weight(taps, x.shape[1], axis, x.dtype), strides, False)
+def _canonical_strides(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with the batch stride a channels-last tensor of its shape would have, when the batch is one sample.
 
-
-def _upsample_axis(x: torch.Tensor, f: torch.Tensor | None, up: int, pad0: int, pad1: int, axis: int):
-    """Zero-stuff by ``up``, pad by ``(pad0, pad1)`` and convolve with ``f * up`` along one axis.
-
-    A strided transposed convolution computes the zero-stuffed convolution without touching the zeros
-    (each output sample uses only the ``Ku / up`` taps that meet real samples: polyphase filtering).
+    A convolution's channels-last output for one sample comes back with batch stride ``C``; oneDNN then takes
+    a generic path for it as an input, about 20x slower (a 281x281x8 depthwise pass: 6 ms against 0.2 ms).
+    The stride of a size-1 dimension addresses nothing, so resetting it is free and exact.
     """
-    if f is None:  # up == 1: padding (or cropping) only
-        return F.pad(x, [pad0, pad1] if axis == 3 else [0, 0, pad0, pad1])
-    length = x.shape[axis]
-    strides = (1, up) if axis == 3 else (up, 1)
-    full = _DepthwiseFIR.apply(x, _depthwise_weight(f * up, x.shape[1], axis, x.dtype), strides, True)
-    # The zero-stuffed, padded signal filtered in "valid" mode starts at sample Ku - 1 - pad0 of the full
-    # transposed convolution and ends at sample length*up + pad1 (exclusive).
-    start = f.shape[0] - 1 - pad0
-    extra_end = length * up + pad1 - full.shape[axis]
-    return F.pad(full, [-start, extra_end] if axis == 3 else [0, 0, -start, extra_end])
+    n, c, h, w = x.shape
+    if n != 1 or x.stride(0) == c * h * w or not x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    return x.as_strided(x.shape, (c * h * w, 1, w * c, c), x.storage_offset())
 
 
-def _downsample(x: torch.Tensor, f: torch.Tensor | None, down: int, gain: float) -> torch.Tensor:
-    """Convolve with ``f * gain`` and keep every ``down``-th sample, computing only the kept ones."""
-    if f is None:
-        return x * gain if gain != 1 else x
-    f = (f * gain).flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        c, k = x.shape[1], f.shape[0]
-        weight = f.to(x.dtype).reshape(1, 1, k, k).expand(c, 1, k, k).contiguous()
-        return _DepthwiseFIR.apply(x, weight, (down, down), False)
-    # The gain goes on one of the two separable passes only.
-    return _depthwise(_depthwise(x, f, axis=3, stride=down), f / gain, axis=2, stride=down)
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """A 1-D view of the elements of ``x [N, C, H, W]`` in memory order (a copy if ``x`` is not dense)."""
+    return x.permute(0, 2, 3, 1).reshape(-1) if x.is_contiguous(memory_format=torch.channels_last) else x.reshape(-1)

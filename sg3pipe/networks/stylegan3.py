@@ -6,7 +6,7 @@ as they are; the math follows FACTS.md section 3. Differences from the official 
 * the input transform is an argument (``G.synthesis(ws, transform=...)``, ``[3, 3]`` or ``[N, 3, 3]``)
   instead of a mutable buffer that every caller must set and reset; the ``transform`` buffer is kept
   (identity) only so state dicts stay interchangeable, and is used when no transform is passed;
-* the costly ops are polyphase/strided (``ops.py``); ``impl="reference"`` runs the literal official math
+* the costly ops are computed in polyphase form (``ops.py``); ``impl="reference"`` runs the literal official math
   (``reference_ops.py``) on the same weights;
 * StyleSpace: ``G.synthesis.styles(ws)`` returns every layer's style vector and
   ``G.synthesis(styles=S)`` renders from them.
