@@ -50,6 +50,9 @@ def bench(cfg: str, resolution: int, batch: int, repeats: int, channel_base: int
         G.synthesis(w, transform=transform, impl=impl).square().mean().backward()
 
     row = {"config": cfg, "resolution": resolution}
+    for fn in (forward, forward_backward):  # both warmed up before either is timed: the same allocator state
+        for impl in ("fast", "reference"):
+            fn(impl)
     for name, fn in (("forward", forward), ("forward+backward", forward_backward)):
         fast = best_time(lambda fn=fn: fn("fast"), repeats)
         reference = best_time(lambda fn=fn: fn("reference"), repeats)

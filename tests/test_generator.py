@@ -34,7 +34,9 @@ def test_fast_ops_equal_reference_math(generator):
     assert (fast - reference).abs().max() < 1e-4  # measured about 1e-6
 
 
-@pytest.mark.parametrize("grad", [False, True], ids=["forward-only", "autograd"])
+@pytest.mark.parametrize(
+    ("grad_mode", "grad"), [(False, False), (True, False), (True, True)], ids=["no-grad", "grad-mode", "autograd"]
+)
 @pytest.mark.parametrize("radial", [False, True], ids=["separable", "radial"])
 @pytest.mark.parametrize(
     ("up", "down", "padding"),
@@ -47,7 +49,7 @@ def test_fast_ops_equal_reference_math(generator):
         (1, 1, [2, 1, 3, 0]),
     ],
 )
-def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad, radial, up, down, padding):
+def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad_mode, grad, radial, up, down, padding):
     # Pieces small enough to split the batch, then each sample into bands of rows; odd and even, positive and
     # negative paddings move the polyphase components' alignment; up 4 / down 2 interleaves phases.
     monkeypatch.setattr(ops, "CHUNK_BYTES", 1000)
@@ -56,7 +58,7 @@ def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad, radial
     fu, b = torch.rand(4 * up, generator=rng) if up > 1 else None, torch.randn(5, generator=rng)
     fd = torch.rand(8, 8, generator=rng) if radial else torch.rand(8, generator=rng)
     args = (fu, fd, b, up, down, padding, 1.4, 0.2, 0.9)
-    with torch.set_grad_enabled(grad):
+    with torch.set_grad_enabled(grad_mode):  # grad mode with nothing to track: in pieces, like no-grad
         fast = ops.filtered_lrelu(x, *args)
     reference = reference_ops.filtered_lrelu(x, *args)
     assert fast.shape == reference.shape

@@ -67,9 +67,19 @@ def modulated_conv2d(
         # but the 1e-8 epsilon, so outputs agree and a sample never depends on its batch companions.
         styles = styles * styles.square().mean(dim=1, keepdim=True).rsqrt()
         dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
-    x = x * (styles * input_gain.to(styles.dtype)).to(x.dtype).reshape(n, -1, 1, 1)
+    scales = styles * input_gain.to(styles.dtype)  # [N, I]
     x = _canonical_strides(x.contiguous(memory_format=_layout(x)))
-    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    if weight.shape[2:] == (1, 1) and padding == 0 and _layout(x) == torch.channels_last:
+        # A 1x1 kernel (R config) in channels-last: one matrix product per sample with its own modulated weight,
+        # [H*W, I] @ [I, O], instead of scaling the activations before and after a shared convolution (two
+        # passes over them): 1.3-2.4x faster on the CPU.
+        w = weight.flatten(1).t()[None] * scales[:, :, None]  # [N, I, O]
+        if demodulate:
+            w = w * dcoefs[:, None, :]
+        h, wd = x.shape[2:]
+        x = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * wd, -1), w.to(x.dtype))
+        return x.reshape(n, h, wd, -1).permute(0, 3, 1, 2)
+    x = F.conv2d(x * scales.to(x.dtype).reshape(n, -1, 1, 1), weight.to(x.dtype), padding=padding)
     if demodulate:
         x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
     return x
@@ -125,32 +135,37 @@ def filtered_lrelu(
 
     layout = _layout(x)
     x = _add_bias_and_pad(x, b.to(x.dtype), plan_x.input_pad + plan_y.input_pad, layout)
-    pieces = []
-    for batch, band_rows in _pieces(x, plan_x, plan_y, up):
+    pieces = _pieces(x, plan_x, plan_y, up)
+    if len(pieces) == 1 and pieces[0][1] is None:
+        return _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act)
+    # Pieces write straight into the output (no concatenation pass).
+    out_shape = (n, c, plan_y.out_length, plan_x.out_length)
+    out = torch.empty(out_shape, dtype=x.dtype, device=x.device, memory_format=layout)
+    for samples, band_rows in pieces:
         if band_rows is None:
-            pieces.append(_filtered_lrelu_piece(batch, plan_x, plan_y, radial, up, down, act))
+            _filtered_lrelu_piece(x[samples], plan_x, plan_y, radial, up, down, act, out=out[samples])
             continue
-        bands = [
-            _filtered_lrelu_piece(batch[:, :, rows], plan_x, band_plan, radial, up, down, act)
-            for band_plan, rows in (plan_y.band(start, band_rows) for start in range(0, plan_y.out_length, band_rows))
-        ]
-        pieces.append(_cat(bands, dim=2))
-    return _cat(pieces, dim=0)
+        for start in range(0, plan_y.out_length, band_rows):
+            band, rows = plan_y.band(start, band_rows)
+            target = out[samples, :, start : start + band.out_length]
+            _filtered_lrelu_piece(x[samples, :, rows], plan_x, band, radial, up, down, act, out=target)
+    return out
 
 
-def _pieces(x: torch.Tensor, plan_x: _AxisPlan, plan_y: _AxisPlan, up: int):
-    """Split the extended input of a forward-only call into pieces of about ``CHUNK_BYTES`` of intermediates:
-    ``(samples, None)`` for whole samples, or ``(sample, band_rows)`` when one sample is larger, to be cut
-    into bands of ``band_rows`` output rows (all channels: channel-last kernels vectorise over channels)."""
+def _pieces(x: torch.Tensor, plan_x: _AxisPlan, plan_y: _AxisPlan, up: int) -> list[tuple[slice, int | None]]:
+    """Split the extended input ``x`` of a forward-only call into pieces of about ``CHUNK_BYTES`` of
+    intermediates: ``(samples, None)`` for whole samples, or ``(sample, band_rows)`` when one sample is larger,
+    cut into bands of ``band_rows`` output rows (all channels: channels-last kernels vectorise over them)."""
     n, c = x.shape[:2]
-    sample_bytes = plan_y.phase_length * plan_x.phase_length * up * up * c * x.element_size()
     if x.requires_grad:  # autograd keeps every piece's intermediates anyway: pieces would only add copies
-        return [(x, None)]
+        return [(slice(0, n), None)]
+    sample_bytes = plan_y.phase_length * plan_x.phase_length * up * up * c * x.element_size()
     if sample_bytes <= CHUNK_BYTES:
-        return [(batch, None) for batch in x.split(_even_split(n, CHUNK_BYTES // sample_bytes), dim=0)]
+        size = _even_split(n, CHUNK_BYTES // sample_bytes)
+        return [(slice(i, i + size), None) for i in range(0, n, size)]
     rows = _even_split(plan_y.out_length, plan_y.out_length * CHUNK_BYTES // sample_bytes)
     rows = -(-rows // plan_y.q) * plan_y.q  # whole output phases
-    return [(sample, rows) for sample in x.split(1, dim=0)]
+    return [(slice(i, i + 1), rows) for i in range(n)]
 
 
 class _AxisPlan:
@@ -216,8 +231,9 @@ def _down_phase_taps(hd: torch.Tensor, down: int) -> torch.Tensor:
     return padded.reshape(reach, down, reach, down).permute(1, 3, 0, 2)
 
 
-def _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act):
-    """``filtered_lrelu`` on a block of samples and channels (bias added, input extended by the plans)."""
+def _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act, out=None):
+    """``filtered_lrelu`` on a block of samples (bias added, input extended by the plans), written into ``out``
+    when given."""
     slope, clamp, out_gain = act
     if plan_x.up_taps is None:  # activated in place below: a copy, not the view (bands share rows)
         phases_x = [x.clone()]
@@ -233,24 +249,28 @@ def _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act):
         for py in range(down)
     ]  # fmt: skip
     if radial is not None:
-        v = _sum(_fir(a[py][px], radial[py, px]) for py in range(down) for px in range(down))
+        terms = [_fir(a[py][px], radial[py, px]) for py in range(down) for px in range(down)]
     else:
         if plan_x.down_taps is not None:  # along x, for each row phase
             a = [[_sum(_fir(p, t.reshape(1, -1)) for p, t in zip(row, plan_x.down_taps, strict=True))] for row in a]
         if plan_y.down_taps is not None:  # then along y
-            a = [[_sum(_fir(row[0], t.reshape(-1, 1)) for row, t in zip(a, plan_y.down_taps, strict=True))]]
-        v = a[0][0]
-    if v.shape[2:] != (plan_y.out_length, plan_x.out_length):
-        v = v[:, :, : plan_y.out_length, : plan_x.out_length]
-    return v
+            terms = [_fir(row[0], t.reshape(-1, 1)) for row, t in zip(a, plan_y.down_taps, strict=True)]
+        else:
+            terms = [a[0][0]]
+    if terms[0].shape[2:] != (plan_y.out_length, plan_x.out_length):
+        terms = [t[:, :, : plan_y.out_length, : plan_x.out_length] for t in terms]
+    return _sum(terms, out)
 
 
-def _sum(tensors) -> torch.Tensor:
-    """Sum of an iterable of tensors, accumulated in place into the first when no gradient is needed."""
+def _sum(tensors, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of an iterable of tensors, accumulated in place (into ``out`` when given) unless autograd tracks them."""
     it = iter(tensors)
     total = next(it)
+    if out is not None:
+        second = next(it, None)
+        total = out.copy_(total) if second is None else torch.add(total, second, out=out)
     for t in it:
-        total = total.add_(t) if not torch.is_grad_enabled() else total + t
+        total = total + t if total.requires_grad or t.requires_grad else total.add_(t)
     return total
 
 
@@ -292,11 +312,6 @@ def _even_split(total: int, most: int) -> int:
     """Piece size for splitting ``total`` items into as few pieces of at most ``most`` as can be, evenly."""
     pieces = -(-total // max(most, 1))
     return -(-total // pieces)
-
-
-def _cat(pieces: list[torch.Tensor], dim: int) -> torch.Tensor:
-    """``torch.cat`` that does not copy a single piece."""
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=dim)
 
 
 class _LeakyReluClamp(torch.autograd.Function):
