@@ -29,7 +29,7 @@ def test_fast_ops_equal_reference_math(generator):
     transform = torch.as_tensor(synthesis_transform([0.0, 17.0, -40.0], [0.0, 0.11, -0.2], [0.0, -0.05, 0.3]))
     fast = generator.synthesis(ws, transform=transform)
     reference = generator.synthesis(ws, transform=transform, impl="reference")
-    assert fast.shape == (3, 3, 32, 32)
+    assert fast.shape == (3, 3, 32, 32) and fast.is_contiguous()  # NCHW, whatever layout the ops compute in
     assert fast.std() > 0.05  # the images are not flat, so the comparison means something
     assert (fast - reference).abs().max() < 1e-4  # measured about 1e-6
 

@@ -390,7 +390,7 @@ class SynthesisNetwork(torch.nn.Module):
         x = self.input(styles["input"], transform)
         for name in self.layer_names:
             x = getattr(self, name)(x, styles[name], impl=impl, fp16=fp16, update_emas=update_emas)
-        return x.to(torch.float32) * self.output_scale
+        return (x.to(torch.float32) * self.output_scale).contiguous()  # NCHW, whatever layout the ops used
 
 
 class Generator(torch.nn.Module):
