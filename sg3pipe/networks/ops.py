@@ -25,7 +25,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-# A forward-only filtered_lrelu call is processed in pieces (over the batch, then over channels) whose
+# A forward-only filtered_lrelu call is processed in pieces (whole samples, or bands of rows of one sample) whose
 # intermediate signal (the up**2 phases of the upsampled signal) stays under this many bytes: the passes over
 # it then run from cache (the synthesis forward pass of T/R-64/256 at batch 8 on 2 CPU cores: 0.33-0.76 s at 32 MB
 # against 0.37-0.87 s at 256 MB and 0.48-1.20 s at 4 MB), and peak memory stays bounded at high resolutions (a
