@@ -13,7 +13,8 @@ literal, slow form; tests check the two agree), but skip the work the literal fo
   downsampling filter, the activation works in place, and forward-only calls run in cache-sized pieces.
 * ``modulated_conv2d``: instead of building one modulated weight per sample and running a grouped
   convolution, the style scales the input, one shared convolution runs over the whole batch, and the
-  demodulation coefficients (computed with one matrix product) scale the output.
+  demodulation coefficients (computed with one matrix product) scale the output; a 1x1 kernel in
+  channels-last is one matrix product per sample with its modulated weight instead.
 
 Everything is differentiable with autograd.
 """
@@ -135,31 +136,31 @@ def filtered_lrelu(
 
     layout = _layout(x)
     x = _add_bias_and_pad(x, b.to(x.dtype), plan_x.input_pad + plan_y.input_pad, layout)
-    pieces = _pieces(x, plan_x, plan_y, up)
+    pieces = _pieces(x, plan_x, plan_y)
     if len(pieces) == 1 and pieces[0][1] is None:
-        return _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act)
+        return _filtered_lrelu_piece(x, plan_x, plan_y, radial, act)
     # Pieces write straight into the output (no concatenation pass).
     out_shape = (n, c, plan_y.out_length, plan_x.out_length)
     out = torch.empty(out_shape, dtype=x.dtype, device=x.device, memory_format=layout)
     for samples, band_rows in pieces:
         if band_rows is None:
-            _filtered_lrelu_piece(x[samples], plan_x, plan_y, radial, up, down, act, out=out[samples])
+            _filtered_lrelu_piece(x[samples], plan_x, plan_y, radial, act, out=out[samples])
             continue
         for start in range(0, plan_y.out_length, band_rows):
             band, rows = plan_y.band(start, band_rows)
             target = out[samples, :, start : start + band.out_length]
-            _filtered_lrelu_piece(x[samples, :, rows], plan_x, band, radial, up, down, act, out=target)
+            _filtered_lrelu_piece(x[samples, :, rows], plan_x, band, radial, act, out=target)
     return out
 
 
-def _pieces(x: torch.Tensor, plan_x: _AxisPlan, plan_y: _AxisPlan, up: int) -> list[tuple[slice, int | None]]:
+def _pieces(x: torch.Tensor, plan_x: _AxisPlan, plan_y: _AxisPlan) -> list[tuple[slice, int | None]]:
     """Split the extended input ``x`` of a forward-only call into pieces of about ``CHUNK_BYTES`` of
     intermediates: ``(samples, None)`` for whole samples, or ``(sample, band_rows)`` when one sample is larger,
     cut into bands of ``band_rows`` output rows (all channels: channels-last kernels vectorise over them)."""
     n, c = x.shape[:2]
     if x.requires_grad:  # autograd keeps every piece's intermediates anyway: pieces would only add copies
         return [(slice(0, n), None)]
-    sample_bytes = plan_y.phase_length * plan_x.phase_length * up * up * c * x.element_size()
+    sample_bytes = plan_y.phase_length * plan_x.phase_length * plan_x.up**2 * c * x.element_size()
     if sample_bytes <= CHUNK_BYTES:
         size = _even_split(n, CHUNK_BYTES // sample_bytes)
         return [(slice(i, i + size), None) for i in range(0, n, size)]
@@ -186,7 +187,8 @@ class _AxisPlan:
             at all or a 2-D one, which :func:`_down_phase_taps` splits in 2-D).
         input_pad: ``[lo, hi]`` extension of ``x`` (negative crops) that all up phases read.
         phase_length: samples per up phase; ``out_length``: samples of the output.
-        q, reach, up_reach: ``up // down`` and the number of taps per down and per up phase.
+        up, down, q, reach, up_reach: the sampling factors, ``up // down`` and the number of taps per down and
+            per up phase.
     """
 
     def __init__(self, length, up, down, pad0, pad1, fu, hd, gain):
@@ -210,7 +212,7 @@ class _AxisPlan:
             for r, start in enumerate(starts):
                 self.up_taps[r, first - start : first - start + per_phase] = g[(pad0 - r) % up :: up]
         self.input_pad = [first, self.phase_length + taps - 1 - length - first]
-        self.q, self.reach, self.up_reach = up // down, reach, taps
+        self.up, self.down, self.q, self.reach, self.up_reach = up, down, up // down, reach, taps
 
     def band(self, start: int, rows: int) -> tuple[_AxisPlan, slice]:
         """The plan of output samples ``[start, start + rows)`` (``start`` a multiple of ``Q``; clipped to the
@@ -232,17 +234,17 @@ def _down_phase_taps(hd: torch.Tensor, down: int) -> torch.Tensor:
     return padded.reshape(reach, down, reach, down).permute(1, 3, 0, 2)
 
 
-def _filtered_lrelu_piece(x, plan_x, plan_y, radial, up, down, act, out=None):
+def _filtered_lrelu_piece(x, plan_x, plan_y, radial, act, out=None):
     """``filtered_lrelu`` on a block of samples (bias added, input extended by the plans), written into ``out``
     when given."""
     slope, clamp, out_gain = act
+    down, q = plan_x.down, plan_x.q
     if plan_x.up_taps is None:  # activated in place below: a copy, not the view (bands share rows)
         phases_x = [x.clone()]
     else:
         phases_x = [_fir(x, taps.reshape(1, -1)) for taps in plan_x.up_taps]
     u = [[p if plan_y.up_taps is None else _fir(p, taps.reshape(-1, 1)) for p in phases_x]
          for taps in ([None] if plan_y.up_taps is None else plan_y.up_taps)]  # fmt: skip
-    q = up // down
     a = [  # a[py][px]: the activated phases on the output grid
         [_activate(_interleave([[u[down * i + py][down * j + px] for j in range(q)] for i in range(q)]),
                    slope, clamp, out_gain)
