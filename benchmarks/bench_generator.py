@@ -66,7 +66,8 @@ def retain_freed_memory() -> None:
 
     libc = ctypes.CDLL("libc.so.6")
     m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters of <malloc.h>
-    if not (libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 40)):
+    most = ctypes.c_int(2**31 - 1)  # the parameters are C ints: a larger Python int would wrap silently (to 0)
+    if not (libc.mallopt(m_mmap_threshold, ctypes.c_int(1 << 30)) and libc.mallopt(m_trim_threshold, most)):
         raise RuntimeError("mallopt refused the settings")
 
 

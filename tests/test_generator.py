@@ -49,15 +49,17 @@ def test_fast_ops_equal_reference_math(generator):
         (1, 1, [2, 1, 3, 0]),
     ],
 )
-def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad_mode, grad, radial, up, down, padding):
+@pytest.mark.parametrize("clamp", [0.9, 1e3], ids=["clamped", "clamp-out-of-reach"])
+def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad_mode, grad, radial, up, down, padding, clamp):
     # Pieces small enough to split the batch, then each sample into bands of rows; odd and even, positive and
-    # negative paddings move the polyphase components' alignment; up 4 / down 2 interleaves phases.
+    # negative paddings move the polyphase components' alignment; up 4 / down 2 interleaves phases. A clamp out of
+    # reach is skipped and the leaky ReLU fused into the upsampling; a reachable one is applied.
     monkeypatch.setattr(ops, "CHUNK_BYTES", 1000)
     rng = torch.Generator().manual_seed(0)
     x = torch.randn(3, 5, 9, 11, generator=rng, requires_grad=grad)
     fu, b = torch.rand(4 * up, generator=rng) if up > 1 else None, torch.randn(5, generator=rng)
     fd = torch.rand(8, 8, generator=rng) if radial else torch.rand(8, generator=rng)
-    args = (fu, fd, b, up, down, padding, 1.4, 0.2, 0.9)
+    args = (fu, fd, b, up, down, padding, 1.4, 0.2, clamp)
     with torch.set_grad_enabled(grad_mode):  # grad mode with nothing to track: in pieces, like no-grad
         fast = ops.filtered_lrelu(x, *args)
     reference = reference_ops.filtered_lrelu(x, *args)
@@ -68,6 +70,29 @@ def test_filtered_lrelu_in_pieces_equals_the_reference(monkeypatch, grad_mode, g
         (fast_grad,) = torch.autograd.grad(fast, x, out_grad)
         (reference_grad,) = torch.autograd.grad(reference, x, out_grad)
         torch.testing.assert_close(fast_grad, reference_grad, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("clamp", [1.2, 2.0, 2.7], ids=["reached", "applied-out-of-reach", "skipped"])
+def test_a_clamp_is_skipped_only_when_out_of_reach(clamp):
+    # Peak input 2.6 and an up filter whose phases each sum to 1: the skip's bound is 2.6, the largest upsampled
+    # value 1.48. A clamp at 1.2 clamps; at 2.0 it is applied and changes nothing; at 2.7 it is skipped.
+    x = torch.randn(2, 4, 6, 7, generator=torch.Generator().manual_seed(3))
+    x = x * (2.6 / x.abs().max())
+    args = (torch.ones(4) / 4, torch.ones(4) / 4, torch.zeros(4), 2, 2, [3, 3, 3, 3], 1.5, 0.2, clamp * 1.5)
+    fast, reference = ops.filtered_lrelu(x, *args), reference_ops.filtered_lrelu(x, *args)
+    torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-6)
+
+
+def test_fused_depthwise_passes_equal_the_separate_ops():
+    # On the CPU the leaky ReLU and the running sum ride on oneDNN's convolution (post-operations).
+    rng = torch.Generator().manual_seed(4)
+    x, addend = (torch.randn(2, 16, 9, 12, generator=rng).contiguous(memory_format=torch.channels_last) for _ in "xa")
+    taps = torch.randn(3, 4, generator=rng)
+    plain = torch.nn.functional.conv2d(x, taps.expand(16, 1, 3, 4).contiguous(), groups=16)
+    addend = addend[:, :, :7, :9].contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ops._fir(x, taps, slope=0.2), torch.nn.functional.leaky_relu(plain, 0.2))
+    torch.testing.assert_close(ops._fir(x, taps, addend=addend), plain + addend)
+    torch.testing.assert_close(ops._fir(x[:1], taps, addend=addend[:1]), plain[:1] + addend[:1])
 
 
 def test_filtered_lrelu_without_filters_is_bias_clamp_and_gain():

@@ -10,7 +10,10 @@ literal, slow form; tests check the two agree), but skip the work the literal fo
   stride-1, channel-multiplier-1 depthwise convolution (separable filters as two 1-D passes), the kernel
   oneDNN runs fastest, in channels-last layout on the CPU (a transposed depthwise convolution ran about 14x
   slower per multiply there, and NCHW depthwise passes 2-30x slower). The output gain is folded into the
-  downsampling filter, the activation works in place, and forward-only calls run in cache-sized pieces.
+  downsampling filter; the leaky ReLU and the sums over phases ride on the filter passes (oneDNN
+  post-operations on the CPU) instead of taking passes of their own; the clamp is skipped when a bound from
+  the input's peak shows no value can reach it (as at the official 256); forward-only calls run in
+  cache-sized pieces.
 * ``modulated_conv2d``: instead of building one modulated weight per sample and running a grouped
   convolution, the style scales the input, one shared convolution runs over the whole batch, and the
   demodulation coefficients (computed with one matrix product) scale the output; a 1x1 kernel in
@@ -32,6 +35,10 @@ import torch.nn.functional as F
 # against 0.37-0.87 s at 256 MB and 0.48-1.20 s at 4 MB), and peak memory stays bounded at high resolutions (a
 # 1024x1024 R layer would otherwise hold several GB at once).
 CHUNK_BYTES = 32 << 20
+
+# oneDNN convolution with a fused post-operation (PyTorch's internal op for CPU fusion; absent from builds without
+# oneDNN, where the ops run unfused).
+_POINTWISE = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
 def _layout(x: torch.Tensor) -> torch.memory_format:
@@ -132,10 +139,15 @@ def filtered_lrelu(
     plan_y = _AxisPlan(h, up, down, y0, y1, fu, hd, 1.0)
     radial = None if hd is None or hd.ndim == 1 else _down_phase_taps(hd * gain, down)
     out_gain = gain if hd is None else 1.0
-    act = (slope, None if clamp is None else clamp / gain, out_gain)
-
     layout = _layout(x)
     x = _add_bias_and_pad(x, b.to(x.dtype), plan_x.input_pad + plan_y.input_pad, layout)
+    # The clamp (at clamp / gain before the gain) is skipped when no value can reach it, which is the rule at the
+    # official 256: |lrelu(u)| <= max(1, |slope|) * |u|, and the upsampled u is at most the input's peak times each
+    # axis' largest phase-tap L1 norm. One read of the input replaces a pass over the up**2 times larger u, and the
+    # leaky ReLU can then be fused into the upsampling (the margin covers float32 rounding in u).
+    if clamp is not None and _peak(x) * plan_x.up_gain * plan_y.up_gain * max(1.0, abs(slope)) * 1.001 < clamp / gain:
+        clamp = None
+    act = (slope, None if clamp is None else clamp / gain, out_gain)
     pieces = _pieces(x, plan_x, plan_y)
     if len(pieces) == 1 and pieces[0][1] is None:
         return _filtered_lrelu_piece(x, plan_x, plan_y, radial, act)
@@ -186,6 +198,7 @@ class _AxisPlan:
         down_taps: ``[down, Td]`` taps of the ``down`` phases, times ``gain`` (``None``: no filter here, none
             at all or a 2-D one, which :func:`_down_phase_taps` splits in 2-D).
         input_pad: ``[lo, hi]`` extension of ``x`` (negative crops) that all up phases read.
+        up_gain: the largest L1 norm of a phase's up taps (1 without): no up phase exceeds the input's peak times it.
         phase_length: samples per up phase; ``out_length``: samples of the output.
         up, down, q, reach, up_reach: the sampling factors, ``up // down`` and the number of taps per down and
             per up phase.
@@ -212,6 +225,7 @@ class _AxisPlan:
             for r, start in enumerate(starts):
                 self.up_taps[r, first - start : first - start + per_phase] = g[(pad0 - r) % up :: up]
         self.input_pad = [first, self.phase_length + taps - 1 - length - first]
+        self.up_gain = 1.0 if self.up_taps is None else self.up_taps.abs().sum(1).max().item()
         self.up, self.down, self.q, self.reach, self.up_reach = up, down, up // down, reach, taps
 
     def band(self, start: int, rows: int) -> tuple[_AxisPlan, slice]:
@@ -239,41 +253,42 @@ def _filtered_lrelu_piece(x, plan_x, plan_y, radial, act, out=None):
     when given."""
     slope, clamp, out_gain = act
     down, q = plan_x.down, plan_x.q
+    # A plain leaky ReLU rides on the last upsampling pass (fused into it on the CPU); anything else is a pass of
+    # its own, in place.
+    fused_slope = slope if slope != 1 and clamp is None and out_gain == 1 and plan_y.up_taps is not None else None
+    separate_activation = fused_slope is None and (slope != 1 or clamp is not None or out_gain != 1)
     if plan_x.up_taps is None:  # activated in place below: a copy, not the view (bands share rows)
-        phases_x = [x.clone()]
+        phases_x = [x.clone() if separate_activation and plan_y.up_taps is None else x]
     else:
         phases_x = [_fir(x, taps.reshape(1, -1)) for taps in plan_x.up_taps]
-    u = [[p if plan_y.up_taps is None else _fir(p, taps.reshape(-1, 1)) for p in phases_x]
+    u = [[p if plan_y.up_taps is None else _fir(p, taps.reshape(-1, 1), slope=fused_slope) for p in phases_x]
          for taps in ([None] if plan_y.up_taps is None else plan_y.up_taps)]  # fmt: skip
-    a = [  # a[py][px]: the activated phases on the output grid
-        [_activate(_interleave([[u[down * i + py][down * j + px] for j in range(q)] for i in range(q)]),
-                   slope, clamp, out_gain)
-         for px in range(down)]
+    a = [  # a[py][px]: the phases on the output grid
+        [_interleave([[u[down * i + py][down * j + px] for j in range(q)] for i in range(q)]) for px in range(down)]
         for py in range(down)
-    ]  # fmt: skip
+    ]
+    if separate_activation:
+        a = [[_activate(p, slope, clamp, out_gain) for p in row] for row in a]
     if radial is not None:
-        terms = [_fir(a[py][px], radial[py, px]) for py in range(down) for px in range(down)]
+        result = _fir_sum((a[py][px], radial[py, px]) for py in range(down) for px in range(down))
     else:
+        rows = [row[0] for row in a]
         if plan_x.down_taps is not None:  # along x, for each row phase
-            a = [[_sum(_fir(p, t.reshape(1, -1)) for p, t in zip(row, plan_x.down_taps, strict=True))] for row in a]
+            rows = [_fir_sum(zip(row, plan_x.down_taps.unsqueeze(1), strict=True)) for row in a]
+        result = rows[0]
         if plan_y.down_taps is not None:  # then along y
-            terms = [_fir(row[0], t.reshape(-1, 1)) for row, t in zip(a, plan_y.down_taps, strict=True)]
-        else:
-            terms = [a[0][0]]
-    if terms[0].shape[2:] != (plan_y.out_length, plan_x.out_length):
-        terms = [t[:, :, : plan_y.out_length, : plan_x.out_length] for t in terms]
-    return _sum(terms, out)
+            result = _fir_sum(zip(rows, plan_y.down_taps.unsqueeze(2), strict=True))
+    if result.shape[2:] != (plan_y.out_length, plan_x.out_length):
+        result = result[:, :, : plan_y.out_length, : plan_x.out_length]
+    return result if out is None else out.copy_(result)
 
 
-def _sum(tensors, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Sum of an iterable of tensors, accumulated in place (into ``out`` when given) unless autograd tracks them."""
-    it = iter(tensors)
-    total = next(it)
-    if out is not None:
-        second = next(it, None)
-        total = out.copy_(total) if second is None else torch.add(total, second, out=out)
-    for t in it:
-        total = total + t if total.requires_grad or t.requires_grad else total.add_(t)
+def _fir_sum(pairs) -> torch.Tensor:
+    """Sum over ``(x, taps)`` pairs of ``x`` correlated with ``taps`` (see :func:`_fir`), each correlation adding
+    the running sum in its own pass."""
+    total = None
+    for x, taps in pairs:
+        total = _fir(x, taps, addend=total)
     return total
 
 
@@ -335,10 +350,11 @@ class _LeakyReluClamp(torch.autograd.Function):
             x.clamp_(-clamp, clamp)
         if x.requires_grad:
             ctx.mark_dirty(x)
-            # Reduced over a flat view: a reduction over a channels-last tensor as such is about 15x slower.
+            # Reduced over a flat view: a reduction over a channels-last tensor as such is about 15x slower. Compared
+            # as tensors: a clamped value is clamp rounded to x's dtype, which may sit below the Python float.
             low, high = torch.aminmax(_flat(x)) if clamp is not None else (None, None)
             ctx.slope = slope
-            ctx.clamp = clamp if clamp is not None and (low <= -clamp or high >= clamp) else None
+            ctx.clamp = clamp if clamp is not None and bool(low <= -clamp or high >= clamp) else None
             ctx.save_for_backward(x)
         return x
 
@@ -375,7 +391,8 @@ class _Interleave(torch.autograd.Function):
 
 
 class _DepthwiseFIR(torch.autograd.Function):
-    """Stride-1 depthwise correlation ("valid") with a constant filter, whose backward pass is again one.
+    """Stride-1 depthwise correlation ("valid") with a constant filter, optionally followed by a leaky ReLU or
+    added to another tensor in the same pass; its backward pass is again a stride-1 correlation.
 
     The input gradient of a valid correlation is the full correlation of the gradient with the flipped
     taps: the fast forward kernel serves the backward pass too, where the generic convolution backward is
@@ -383,24 +400,50 @@ class _DepthwiseFIR(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor):
-        ctx.save_for_backward(weight)
-        return F.conv2d(x, weight, groups=x.shape[1])
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, slope: float | None, addend: torch.Tensor | None):
+        y = _depthwise(x, weight, slope, addend)
+        ctx.slope, ctx.with_addend = slope, addend is not None
+        ctx.save_for_backward(weight, y if slope is not None else None)
+        return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (weight,) = ctx.saved_tensors
+        weight, y = ctx.saved_tensors
+        grad_addend = grad if ctx.with_addend else None
+        if ctx.slope is not None:  # the output's sign is the input's
+            grad = torch.ops.aten.leaky_relu_backward(grad, y, ctx.slope, True)
         grad = _canonical_strides(grad.contiguous(memory_format=_layout(grad)))
         padding = (weight.shape[2] - 1, weight.shape[3] - 1)
-        return F.conv2d(grad, weight.flip([2, 3]), padding=padding, groups=grad.shape[1]), None
+        grad_x = F.conv2d(grad, weight.flip([2, 3]), padding=padding, groups=grad.shape[1])
+        return grad_x, None, None, grad_addend
 
 
-def _fir(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Correlate every channel of ``x [N, C, H, W]`` with ``taps [kh, kw]`` (valid, stride 1)."""
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, slope: float | None, addend: torch.Tensor | None):
+    """``conv2d(x, weight, groups=C)``, then ``leaky_relu(., slope)`` or ``. + addend``: on the CPU in one pass, with
+    oneDNN's post-operations (a separate pass over a cache-cold result cost a third to a half of the correlation's
+    time); elsewhere as separate ops."""
+    groups = x.shape[1]
+    if _POINTWISE is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+        args = (weight, None, [0, 0], [1, 1], [1, 1], groups)
+        if addend is not None:
+            return _POINTWISE.binary(x, _canonical_strides(addend), *args, "add", 1.0, None, [], None)
+        if slope is not None:
+            return _POINTWISE.default(x, *args, "leaky_relu", [slope], None)
+    y = F.conv2d(x, weight, groups=groups)
+    if addend is not None:
+        y += addend
+    return y if slope is None else F.leaky_relu_(y, slope)
+
+
+def _fir(
+    x: torch.Tensor, taps: torch.Tensor, slope: float | None = None, addend: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Correlate every channel of ``x [N, C, H, W]`` with ``taps [kh, kw]`` (valid, stride 1), then apply a leaky
+    ReLU of negative slope ``slope`` or add ``addend`` (the result's shape), in the same pass."""
     x = _canonical_strides(x)
     c = x.shape[1]
     weight = taps.to(x.dtype).reshape(1, 1, *taps.shape).expand(c, 1, *taps.shape).contiguous()
-    return _DepthwiseFIR.apply(x, weight)
+    return _DepthwiseFIR.apply(x, weight, slope, addend)
 
 
 def _canonical_strides(x: torch.Tensor) -> torch.Tensor:
@@ -414,6 +457,15 @@ def _canonical_strides(x: torch.Tensor) -> torch.Tensor:
     if n != 1 or x.stride(0) == c * h * w or not x.is_contiguous(memory_format=torch.channels_last):
         return x
     return x.as_strided(x.shape, (c * h * w, 1, w * c, c), x.storage_offset())
+
+
+def _peak(x: torch.Tensor) -> float:
+    """``max |x|`` (0 for an empty tensor), reduced over a flat view: a reduction over a channels-last tensor as
+    such is about 15x slower."""
+    if x.numel() == 0:
+        return 0.0
+    low, high = torch.aminmax(_flat(x.detach()))
+    return max(-low.item(), high.item())
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
