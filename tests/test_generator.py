@@ -37,6 +37,29 @@ def test_fast_ops_equal_reference_math(generator):
 @pytest.mark.parametrize(
     ("grad_mode", "grad"), [(False, False), (True, False), (True, True)], ids=["no-grad", "grad-mode", "autograd"]
 )
+@pytest.mark.parametrize(("kernel", "padding"), [(3, 2), (3, 1), (3, 0), (1, 0)])
+@pytest.mark.parametrize("demodulate", [True, False], ids=["demodulated", "to-rgb"])
+def test_modulated_conv2d_equals_the_reference(grad_mode, grad, kernel, padding, demodulate):
+    # Without a gradient the scaled input is written into a zero-bordered tensor for an unpadded convolution.
+    g = torch.Generator().manual_seed(kernel * 10 + padding)
+    x = torch.randn(3, 6, 9, 11, generator=g).requires_grad_(grad)
+    weight, styles = torch.randn(5, 6, kernel, kernel, generator=g), torch.randn(3, 6, generator=g)
+    gain = torch.tensor(0.7)
+    with torch.set_grad_enabled(grad_mode):
+        fast = ops.modulated_conv2d(x, weight, styles, demodulate, gain, padding)
+        reference = reference_ops.modulated_conv2d(x, weight, styles, demodulate, gain, padding)
+    assert fast.shape == reference.shape == (3, 5, 9 + 2 * padding - kernel + 1, 11 + 2 * padding - kernel + 1)
+    assert (fast - reference).abs().max() < 1e-4 * reference.abs().max()
+    if grad:
+        out_grad = torch.randn(reference.shape, generator=g)
+        (fast_grad,) = torch.autograd.grad(fast, x, out_grad)
+        (reference_grad,) = torch.autograd.grad(reference, x, out_grad)
+        assert torch.allclose(fast_grad, reference_grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("grad_mode", "grad"), [(False, False), (True, False), (True, True)], ids=["no-grad", "grad-mode", "autograd"]
+)
 @pytest.mark.parametrize("radial", [False, True], ids=["separable", "radial"])
 @pytest.mark.parametrize(
     ("up", "down", "padding"),
