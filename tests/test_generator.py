@@ -39,22 +39,31 @@ def test_fast_ops_equal_reference_math(generator):
 )
 @pytest.mark.parametrize(("kernel", "padding"), [(3, 2), (3, 1), (3, 0), (1, 0)])
 @pytest.mark.parametrize("demodulate", [True, False], ids=["demodulated", "to-rgb"])
-def test_modulated_conv2d_equals_the_reference(grad_mode, grad, kernel, padding, demodulate):
-    # Without a gradient the scaled input is written into a zero-bordered tensor for an unpadded convolution.
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("weight_grad_channels", [1, 10**6], ids=["matmul-weight-grad", "onednn-weight-grad"])
+def test_modulated_conv2d_equals_the_reference(
+    monkeypatch, grad_mode, grad, kernel, padding, demodulate, batch, weight_grad_channels
+):
+    # The scaled input is written into a zero-bordered tensor for an unpadded convolution; the weight gradient is
+    # matrix products over shifted rows of that tensor when there are enough channels (set low here), else oneDNN's.
+    monkeypatch.setattr(ops, "MATMUL_WEIGHT_GRAD_CHANNELS", weight_grad_channels)
     g = torch.Generator().manual_seed(kernel * 10 + padding)
-    x = torch.randn(3, 6, 9, 11, generator=g).requires_grad_(grad)
-    weight, styles = torch.randn(5, 6, kernel, kernel, generator=g), torch.randn(3, 6, generator=g)
+    x = torch.randn(batch, 6, 9, 11, generator=g).requires_grad_(grad)
+    weight = torch.randn(5, 6, kernel, kernel, generator=g).requires_grad_(grad)
+    styles = torch.randn(batch, 6, generator=g).requires_grad_(grad)
     gain = torch.tensor(0.7)
     with torch.set_grad_enabled(grad_mode):
         fast = ops.modulated_conv2d(x, weight, styles, demodulate, gain, padding)
         reference = reference_ops.modulated_conv2d(x, weight, styles, demodulate, gain, padding)
-    assert fast.shape == reference.shape == (3, 5, 9 + 2 * padding - kernel + 1, 11 + 2 * padding - kernel + 1)
+    assert fast.shape == reference.shape == (batch, 5, 9 + 2 * padding - kernel + 1, 11 + 2 * padding - kernel + 1)
     assert (fast - reference).abs().max() < 1e-4 * reference.abs().max()
     if grad:
         out_grad = torch.randn(reference.shape, generator=g)
-        (fast_grad,) = torch.autograd.grad(fast, x, out_grad)
-        (reference_grad,) = torch.autograd.grad(reference, x, out_grad)
-        assert torch.allclose(fast_grad, reference_grad, rtol=1e-4, atol=1e-5)
+        fast_grads = torch.autograd.grad(fast, [x, weight, styles], out_grad)
+        reference_grads = torch.autograd.grad(reference, [x, weight, styles], out_grad)
+        for name, fast_grad, reference_grad in zip(["x", "weight", "styles"], fast_grads, reference_grads, strict=True):
+            scale = reference_grad.abs().max()
+            assert (fast_grad - reference_grad).abs().max() < 1e-4 * scale, name
 
 
 @pytest.mark.parametrize(
