@@ -123,8 +123,13 @@ def test_fused_depthwise_passes_equal_the_separate_ops():
     plain = torch.nn.functional.conv2d(x, taps.expand(16, 1, 3, 4).contiguous(), groups=16)
     addend = addend[:, :, :7, :9].contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ops._fir(x, taps, slope=0.2), torch.nn.functional.leaky_relu(plain, 0.2))
-    torch.testing.assert_close(ops._fir(x, taps, addend=addend), plain + addend)
-    torch.testing.assert_close(ops._fir(x[:1], taps, addend=addend[:1]), plain[:1] + addend[:1])
+    expected = plain + addend
+    torch.testing.assert_close(ops._fir(x, taps, addend=addend.clone()), expected)
+    torch.testing.assert_close(ops._fir(x[:1], taps, addend=addend[:1].clone()), expected[:1])
+    # Nothing needs a gradient: the sum is accumulated into the addend itself (a running sum nothing else reads).
+    result = ops._fir(x, taps, addend=addend)
+    torch.testing.assert_close(result, expected)
+    assert ops._POINTWISE_INTO is None or result.data_ptr() == addend.data_ptr()
 
 
 def test_filtered_lrelu_without_filters_is_bias_clamp_and_gain():
