@@ -126,10 +126,15 @@ def test_fused_depthwise_passes_equal_the_separate_ops():
     expected = plain + addend
     torch.testing.assert_close(ops._fir(x, taps, addend=addend.clone()), expected)
     torch.testing.assert_close(ops._fir(x[:1], taps, addend=addend[:1].clone()), expected[:1])
-    # Nothing needs a gradient: the sum is accumulated into the addend itself (a running sum nothing else reads).
+    # The sum is accumulated into the addend itself (a running sum nothing else reads), under autograd too.
     result = ops._fir(x, taps, addend=addend)
     torch.testing.assert_close(result, expected)
     assert ops._POINTWISE_INTO is None or result.data_ptr() == addend.data_ptr()
+    total = (addend.clone() * 1.0).requires_grad_(True)
+    source = x.clone().requires_grad_(True)
+    running = total * 2.0  # a non-leaf running sum, as in the phase sums
+    ops._fir(source, taps, addend=running).square().sum().backward()
+    torch.testing.assert_close(total.grad, 4.0 * (plain + 2.0 * addend))
 
 
 def test_filtered_lrelu_without_filters_is_bias_clamp_and_gain():
