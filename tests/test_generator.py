@@ -130,7 +130,7 @@ def test_fused_depthwise_passes_equal_the_separate_ops():
     result = ops._fir(x, taps, addend=addend)
     torch.testing.assert_close(result, expected)
     assert ops._POINTWISE_INTO is None or result.data_ptr() == addend.data_ptr()
-    total = (addend.clone() * 1.0).requires_grad_(True)
+    total = addend.clone().requires_grad_(True)
     source = x.clone().requires_grad_(True)
     running = total * 2.0  # a non-leaf running sum, as in the phase sums
     ops._fir(source, taps, addend=running).square().sum().backward()

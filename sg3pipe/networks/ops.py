@@ -15,10 +15,10 @@ literal, slow form; tests check the two agree), but skip the work the literal fo
   the input's peak shows no value can reach it (as at the official 256); forward-only calls run in
   cache-sized pieces.
 * ``modulated_conv2d``: instead of building one modulated weight per sample and running a grouped
-  convolution, the style scales the input (written zero-bordered when no gradient is needed, so the
-  convolution runs unpadded), one shared convolution runs over the whole batch, and the demodulation
-  coefficients (computed with one matrix product) scale the output; a 1x1 kernel in channels-last is one
-  matrix product per sample with its modulated weight instead.
+  convolution, the style scales the input (on the CPU written zero-bordered, so the convolution runs
+  unpadded, and its weight gradient is taken as matrix products), one shared convolution runs over the whole
+  batch, and the demodulation coefficients (computed with one matrix product) scale the output; a 1x1 kernel
+  in channels-last is one matrix product per sample with its modulated weight instead.
 
 Everything is differentiable with autograd.
 """
@@ -45,8 +45,8 @@ MATMUL_WEIGHT_GRAD_CHANNELS = 32
 # oneDNN, where the ops run unfused).
 _POINTWISE = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
 # Its variant that adds the convolution into a given tensor, in place (oneDNN's sum post-operation). The out-of-place
-# op above runs a depthwise convolution and then a separate add: this one was 1.3x faster for a 57x57x128 pass, and
-# made the R-64 forward pass 1.09-1.14x and its forward+backward pass 1.10-1.27x faster.
+# op's "add" runs a depthwise convolution and then a separate add: this one was 1.3x faster for a 57x57x128 pass,
+# and made the R-64 forward pass 1.09-1.14x and its forward+backward pass 1.10-1.27x faster.
 _POINTWISE_INTO = getattr(torch.ops.mkldnn, "_convolution_pointwise_", None) if _POINTWISE is not None else None
 
 
@@ -513,8 +513,6 @@ def _depthwise(x: torch.Tensor, weight: torch.Tensor, slope: float | None, adden
         if addend is not None and _POINTWISE_INTO is not None:
             _POINTWISE_INTO.binary(_canonical_strides(addend), x, *args, "add", 1.0, None, [], None)
             return addend
-        if addend is not None:
-            return _POINTWISE.binary(x, _canonical_strides(addend), *args, "add", 1.0, None, [], None)
         if slope is not None:
             return _POINTWISE.default(x, *args, "leaky_relu", [slope], None)
     y = F.conv2d(x, weight, groups=groups)
