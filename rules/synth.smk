@@ -27,6 +27,30 @@ rule synth_samples:
         "../scripts/synth_samples.py"
 
 
+rule synth_classifier:
+    """Train the synthetic world's attribute classifier on renders under random similarity transforms (about
+    10 minutes on 2 CPU cores; resumes from results/synth_models/classifier/checkpoint.pt) and write the
+    shipped model file with its held-out accuracy. Rebuild with
+    `snakemake --cores 2 --forcerun synth_classifier synth_classifier`. Not part of `all`."""
+    output:
+        classifier="models/synth_classifier.safetensors",
+        quality="models/synth_classifier.quality.json",
+    params:
+        workdir="results/synth_models/classifier",
+        device=config["device"],
+    log:
+        "logs/synth_classifier.log",
+    benchmark:
+        "benchmarks/out/synth_classifier.tsv"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=60,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/synth_classifier.py"
+
+
 rule synth_models:
     """Train the synthetic world's generator by distillation from the renderer (6000 steps, about 50 minutes
     on 2 CPU cores; resumes from results/synth_models/generator/checkpoint.pt) and write the shipped model file.

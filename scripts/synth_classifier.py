@@ -1,0 +1,24 @@
+"""Snakemake adapter of rule `synth_classifier`: train, evaluate and export the synthetic attribute classifier."""
+
+import dataclasses
+import json
+
+from sg3pipe.devices import pick_device
+from sg3pipe.io.atomic import atomic_path
+from sg3pipe.scripting import rule_logging
+from sg3pipe.synth.classifier import ClassifierTrainingConfig, classifier_accuracy, save_classifier, train_classifier
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
+
+with rule_logging(snakemake.log[0], snakemake.threads, "rule synth_classifier"):
+    cfg = ClassifierTrainingConfig()
+    net = train_classifier(snakemake.params.workdir, cfg, pick_device(snakemake.params.device))
+    quality = {
+        "accuracy": classifier_accuracy(net.cpu()),
+        "n": 2048,
+        "transforms": "training distribution",
+        "config": dataclasses.asdict(cfg),
+    }
+    with atomic_path(snakemake.output.quality) as tmp:
+        tmp.write_text(json.dumps(quality, indent=2))
+    save_classifier(net, snakemake.output.classifier, quality)

@@ -1,0 +1,226 @@
+"""The synthetic world's attribute classifier: a small CNN that reads the six binary attributes of ``LABELS``
+from a face image, trained only on renderer images under random similarity transforms.
+
+It is the synthetic stand-in for the official AnyCost attribute predictor: direction finding scores
+generator samples with it, the generator's training reads its features (a perceptual loss that says which
+face it is), and the tests measure edits with it. Files are safetensors with the config and the attribute
+names as JSON metadata (:func:`save_classifier`, :func:`load_classifier`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.errors import ModelFileError
+from sg3pipe.synth.params import NUM_LATENT, params_from_normal
+from sg3pipe.synth.renderer import LABELS, render
+from sg3pipe.training import cosine_lr, resume, save_checkpoint
+from sg3pipe.transforms import make_transform
+
+log = logging.getLogger(__name__)
+
+FORMAT_KEY = "sg3pipe_format"
+FORMAT_NAME = "synth_classifier"
+
+
+class ClassifierFileError(ModelFileError):
+    """A synthetic classifier file cannot be used."""
+
+    kind = "classifier"
+    expected = "an sg3pipe synthetic attribute classifier (.safetensors written by save_classifier)"
+
+
+@dataclass
+class ClassifierTrainingConfig:
+    """Architecture and training of the synthetic classifier (defaults are the shipped model's)."""
+
+    resolution: int = 64  # input size in pixels; other sizes are resampled to it
+    widths: tuple[int, ...] = (16, 32, 64, 128)  # channels of the stem, then of each stride-2 stage
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 2e-3  # Adam, cosine-decayed to lr / 20
+    max_angle_deg: float = 25.0  # training transforms: rotation in +-max_angle_deg
+    max_shift: float = 0.15  # translation in +-max_shift image widths per axis
+    scale_range: tuple[float, float] = (0.85, 1.15)  # uniform scale factor
+    curriculum: float = 0.4  # transforms grow from none to the full ranges over this share of the steps
+    seed: int = 0
+    checkpoint_every: int = 100
+    extra: dict = field(default_factory=dict)
+
+
+def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    )
+
+
+class SynthAttributeNet(nn.Module):
+    """Images ``[N, 3, R, R]`` in [-1, 1] -> logits ``[N, len(names)]`` (positive: the attribute is present).
+
+    A stem of two 3x3 convolutions at full resolution (the attributes are a few pixels wide at 64 px), then
+    one stage per further width, each a stride-2 and a plain 3x3 convolution (batch norm and ReLU after each),
+    then global average and max pooling side by side (the max lets a detector of a small feature, an eye or a
+    frame of the glasses, speak wherever the transform put it) and a linear layer. :meth:`features` gives
+    the stem and stage outputs (the perceptual features).
+    """
+
+    def __init__(self, names: list[str], resolution: int = 64, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        self.names = list(names)
+        self.resolution = resolution
+        self.widths = tuple(widths)
+        self.stem = nn.Sequential(_conv(3, widths[0]), _conv(widths[0], widths[0]))
+        self.stages = nn.ModuleList(
+            nn.Sequential(_conv(c_in, c_out, stride=2), _conv(c_out, c_out))
+            for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
+        )
+        self.head = nn.Linear(2 * widths[-1], len(self.names))
+
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape [N, 3, H, W], got {list(images.shape)}")
+        if images.shape[-2:] != (self.resolution, self.resolution):
+            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="area")
+        return images
+
+    def features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of the stem and of each stage, ``[N, C_k, R / 2^k, R / 2^k]``."""
+        x = self.stem(self._resize(images))
+        out = [x]
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        last = self.features(images)[-1]
+        return self.head(torch.cat([last.mean(dim=(2, 3)), last.amax(dim=(2, 3))], dim=1))
+
+
+def training_batch(
+    n: int, rng: torch.Generator, cfg: ClassifierTrainingConfig, strength: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random faces rendered under random similarities (ranges of ``cfg`` times ``strength``): images
+    ``[n, 3, R, R]`` and labels ``[n, 6]`` (float 0/1, in the order of ``LABELS``)."""
+    params = params_from_normal(torch.randn(n, NUM_LATENT, generator=rng))
+    u = torch.rand(n, 4, generator=rng, dtype=torch.float64).numpy()
+    low, high = cfg.scale_range
+    content = make_transform(
+        (2 * u[:, 0] - 1) * cfg.max_angle_deg * strength,
+        (2 * u[:, 1] - 1) * cfg.max_shift * strength,
+        (2 * u[:, 2] - 1) * cfg.max_shift * strength,
+        1 + (low - 1 + (high - low) * u[:, 3]) * strength,
+    )
+    out = render(params, cfg.resolution, content)
+    labels = torch.stack([out.labels[name] for name in LABELS], dim=1).float()
+    return out.images, labels
+
+
+def train_classifier(
+    out_dir: str | os.PathLike, cfg: ClassifierTrainingConfig, device: str | torch.device = "cpu"
+) -> SynthAttributeNet:
+    """Train (or resume) the synthetic classifier on fresh renders every step (binary cross-entropy per
+    attribute); returns it in eval mode. Checkpoints ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every``
+    steps and resumes from it when the config matches."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    net = SynthAttributeNet(list(LABELS), cfg.resolution, cfg.widths).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    rng = torch.Generator().manual_seed(cfg.seed + 1)
+    parts = {"classifier": net, "optimizer": optimizer}
+    step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
+    started = time.monotonic()
+    while step < cfg.steps:
+        # Small features (eyes, mouth, glasses) are found quickly on aligned faces and then followed as the
+        # transforms grow; under the full transforms from the start they stayed at chance for 600 steps.
+        strength = min(1.0, step / max(cfg.curriculum * cfg.steps, 1))
+        images, labels = training_batch(cfg.batch, rng, cfg, strength)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
+        loss = F.binary_cross_entropy_with_logits(net(images.to(device)), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 50 == 0:
+            elapsed = time.monotonic() - started
+            log.info("step %d/%d loss %.4f (%.0f s)", step, cfg.steps, np.mean(losses[-50:]), elapsed)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
+    return net.eval()
+
+
+@torch.no_grad()
+def classifier_accuracy(net: SynthAttributeNet, n: int = 2048, seed: int = 2024, batch: int = 256) -> dict[str, float]:
+    """Accuracy per attribute on ``n`` held-out renders under the training distribution of transforms
+    (seeds unlike training's): name -> fraction of correct decisions (logit > 0)."""
+    cfg = ClassifierTrainingConfig(resolution=net.resolution)
+    rng = torch.Generator().manual_seed(seed)
+    device = next(net.parameters()).device
+    correct = torch.zeros(len(net.names))
+    for start in range(0, n, batch):
+        images, labels = training_batch(min(batch, n - start), rng, cfg)
+        correct += ((net(images.to(device)) > 0).float().cpu() == labels).float().sum(0)
+    return {name: float(c) / n for name, c in zip(net.names, correct, strict=True)}
+
+
+def save_classifier(net: SynthAttributeNet, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write ``net`` as safetensors with its names, resolution and widths (and ``extra``) as JSON metadata."""
+    metadata = {
+        FORMAT_KEY: FORMAT_NAME,
+        "config": json.dumps({"names": net.names, "resolution": net.resolution, "widths": list(net.widths)}),
+        "extra": json.dumps(extra or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
+    return path
+
+
+def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> SynthAttributeNet:
+    """Load a file written by :func:`save_classifier`, in eval mode.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ClassifierFileError: the file is not an sg3pipe synthetic classifier or its weights do not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"classifier file {path} does not exist; point the config at {ClassifierFileError.expected}"
+        )
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state_dict = {key: f.get_tensor(key) for key in f.keys()}
+    except (safetensors.SafetensorError, OSError) as err:
+        raise ClassifierFileError(path, f"is not a readable safetensors file ({err})") from None
+    if metadata.get(FORMAT_KEY) != FORMAT_NAME:
+        raise ClassifierFileError(path, f"has no '{FORMAT_KEY}: {FORMAT_NAME}' metadata (keys: {sorted(metadata)})")
+    config = json.loads(metadata["config"])
+    net = SynthAttributeNet(config["names"], config["resolution"], tuple(config["widths"]))
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError as err:
+        problem = f"holds weights that do not fit its config ({str(err).splitlines()[0]})"
+        raise ClassifierFileError(path, problem) from None
+    net.source = {"path": str(path), "format": FORMAT_NAME}
+    return net.to(device).eval()
