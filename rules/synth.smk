@@ -29,7 +29,7 @@ rule synth_samples:
 
 rule synth_classifier:
     """Train the synthetic world's attribute classifier on renders under random similarity transforms (about
-    10 minutes on 2 CPU cores; resumes from results/synth_models/classifier/checkpoint.pt) and write the
+    15 minutes on 2 CPU cores; resumes from results/synth_models/classifier/checkpoint.pt) and write the
     shipped model file with its held-out accuracy. Rebuild with
     `snakemake --cores 2 --forcerun synth_classifier synth_classifier`. Not part of `all`."""
     output:

@@ -37,7 +37,7 @@ from torch import nn
 
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.encoders import BackboneEncoder
-from sg3pipe.networks.restyle import ReStyleEncoder
+from sg3pipe.networks.restyle import ReStyleEncoder, load_encoder
 from sg3pipe.networks.stylegan3 import FullyConnectedLayer, Generator
 from sg3pipe.training import cosine_lr, resume, save_checkpoint
 
@@ -74,6 +74,7 @@ class EncoderTrainingConfig:
     r1_gamma: float = 10.0  # R1 penalty weight on real latents
     seed: int = 0
     checkpoint_every: int = 25  # optimiser steps between checkpoints
+    init_from: str | None = None  # an encoder file whose encoder weights training starts from (fine-tuning)
     extra: dict = field(default_factory=dict)  # free-form notes stored with the model
 
     def encoder_kwargs(self, G: Generator) -> dict:
@@ -179,6 +180,8 @@ def train_encoder(
     decoder.load_state_dict(G.state_dict())
     decoder.eval().requires_grad_(False)
     enc = ReStyleEncoder(BackboneEncoder(**cfg.encoder_kwargs(G)), decoder, G.mapping.w_avg.detach()).to(device)
+    if cfg.init_from is not None:
+        enc.encoder.load_state_dict(load_encoder(cfg.init_from).encoder.state_dict())
     enc.encoder.train()
     optimizer = torch.optim.Adam(enc.encoder.parameters(), lr=cfg.lr)
     adversarial = cfg.variant == "e4e" and cfg.w_adv_lambda > 0

@@ -88,3 +88,32 @@ def test_update_ema_averages_parameters_and_copies_buffers():
     for p_ema, p_old, p in zip(G_ema.parameters(), before, G.parameters(), strict=True):
         torch.testing.assert_close(p_ema, 0.75 * p_old + 0.25 * p)
     torch.testing.assert_close(G_ema.mapping.w_avg, G.mapping.w_avg)
+
+
+def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(tmp_path):
+    from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier, save_classifier
+    from sg3pipe.synth.generator_training import distillation_loss, landmark_weights
+    from sg3pipe.synth.params import sample_params
+    from sg3pipe.synth.renderer import LABELS, render
+
+    target = render(sample_params(2, 0), 32)
+    blobs = landmark_weights(target.landmarks, 32, sigma_px=1.5)
+    x, y = target.landmarks[0, 30].round().long()  # nose tip: a peak of the blobs; the corner is far from any
+    assert blobs[0, 0, y, x] > 0.8 and blobs[0, 0, 0, 0] < 1e-3
+    torch.manual_seed(0)
+    path = save_classifier(SynthAttributeNet(list(LABELS), resolution=32, widths=(4, 8)), tmp_path / "c.safetensors")
+    cfg = GeneratorTrainingConfig(
+        resolution=32, feature_lambda=1.0, attribute_lambda=1.0, landmark_weight=10.0, landmark_sigma_px=1.5
+    )
+    classifier = load_classifier(path)
+    same = distillation_loss(target.images, target, cfg, classifier)
+    assert set(same) == {"l2", "features", "attribute"}
+    assert same["l2"] == 0 and same["features"] == 0 and same["attribute"] > 0  # an untrained classifier errs
+    # An error on the landmarks costs more than the same error in a corner, by the landmark weight.
+    moved = target.images.clone()
+    moved[0, :, y, x] += 0.5
+    corner = target.images.clone()
+    corner[0, :, 0, 0] += 0.5
+    on_face = distillation_loss(moved, target, cfg, None)["l2"]
+    off_face = distillation_loss(corner, target, cfg, None)["l2"]
+    assert on_face > 5 * off_face

@@ -21,11 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.networks.loading import load_generator
 from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
+from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier
 from sg3pipe.synth.params import NUM_LATENT, params_from_normal
-from sg3pipe.synth.renderer import attribute_labels, render
+from sg3pipe.synth.renderer import RenderOutput, attribute_labels, render
 from sg3pipe.training import cosine_lr, resume, save_checkpoint
 from sg3pipe.transforms import make_transform
 
@@ -53,6 +56,12 @@ class GeneratorTrainingConfig:
     ema_halflife_steps: float = 200.0  # G_ema, the shipped network, averages the weights with this half-life
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoints
+    init_from: str | None = None  # a generator file whose weights training starts from (None: fresh weights)
+    classifier: str | None = None  # synthetic classifier file (sg3pipe.synth.classifier) for the two terms below
+    feature_lambda: float = 0.0  # weight of the classifier-feature distance between G's image and the render
+    attribute_lambda: float = 0.0  # weight of the classifier's cross-entropy on G's image against the labels
+    landmark_weight: float = 0.0  # extra L2 weight on Gaussian blobs around landmarks 17-67 (brows to mouth)
+    landmark_sigma_px: float = 2.0  # standard deviation of those blobs, in output pixels
     extra: dict = field(default_factory=dict)  # free-form notes stored with the model
 
     def generator_kwargs(self) -> dict:
@@ -140,22 +149,95 @@ def translation_equivariance_psnr(G: Generator, n: int, seed: int, max_pixels: i
     return float(np.mean(values))
 
 
-def generator_quality(G: Generator, n: int = 256, seed: int = 2024) -> dict:
+def attribute_accuracy(
+    G: Generator, classifier: SynthAttributeNet, n: int = 1024, seed: int = 4096, batch: int = 64
+) -> dict[str, float]:
+    """Balanced accuracy (mean of the true-positive and true-negative rates) per attribute of ``classifier``
+    reading ``G.synthesis(G.mapping(z, truncation_psi=1))`` against the labels of ``face_params(z)``, on ``n``
+    fresh seeds: whether the generator draws what the renderer would."""
+    rng = torch.Generator().manual_seed(seed)
+    device = G.mapping.w_avg.device
+    decisions, truths = [], []
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            z = torch.randn(min(batch, n - start), G.z_dim, generator=rng)
+            decisions.append(classifier(G.synthesis(G.mapping(z.to(device), truncation_psi=1))).cpu() > 0)
+            labels = attribute_labels(face_params(z))
+            truths.append(torch.stack([labels[name] for name in classifier.names], dim=1))
+    decided, truth = torch.cat(decisions), torch.cat(truths)
+    accuracy = {}
+    for k, name in enumerate(classifier.names):
+        tpr = (decided[:, k] & truth[:, k]).sum() / truth[:, k].sum().clamp_min(1)
+        tnr = (~decided[:, k] & ~truth[:, k]).sum() / (~truth[:, k]).sum().clamp_min(1)
+        accuracy[name] = float((tpr + tnr) / 2)
+    return accuracy
+
+
+def generator_quality(
+    G: Generator, n: int = 256, seed: int = 2024, classifier: SynthAttributeNet | None = None
+) -> dict:
     """The quality bars of the shipped generator, on ``n`` held-out latents (seeds unlike training's).
 
     Returns:
         ``{"psnr_db": mean PSNR against the renderer under random transforms (angle +-20 deg, shift +-0.15),
         "translation_eq_db": integer-pixel translation equivariance PSNR, "attribute_rates": share of
-        faces with each binary attribute, "n": n}``.
+        faces with each binary attribute, "n": n}``, and with a ``classifier`` also
+        ``"attribute_balanced_accuracy"`` (:func:`attribute_accuracy` on 1,024 fresh seeds).
     """
     rng = torch.Generator().manual_seed(seed)
     labels = attribute_labels(face_params(torch.randn(n, G.z_dim, generator=rng)))
-    return {
+    quality = {
         "psnr_db": generator_psnr(G, n, seed),
         "translation_eq_db": translation_equivariance_psnr(G, n, seed + 1),
         "attribute_rates": {name: float(value.float().mean()) for name, value in labels.items()},
         "n": n,
     }
+    if classifier is not None:
+        quality["attribute_balanced_accuracy"] = attribute_accuracy(G, classifier)
+    return quality
+
+
+def landmark_weights(landmarks: torch.Tensor, resolution: int, sigma_px: float) -> torch.Tensor:
+    """``[N, 1, R, R]`` in [0, 1]: the largest Gaussian (sigma in pixels) over landmarks 17-67 of
+    ``landmarks [N, 68, 2]`` (pixel coordinates): brows, nose, eyes and mouth, where glasses sit too."""
+    points = landmarks[:, 17:].float()
+    axis = torch.arange(resolution, dtype=torch.float32, device=landmarks.device)
+    dx = (axis[None, None, :] - points[..., 0:1]).square()  # [N, 51, R]
+    dy = (axis[None, None, :] - points[..., 1:2]).square()
+    d2 = dy[..., :, None] + dx[..., None, :]  # [N, 51, R, R]
+    return torch.exp(-d2.amin(dim=1, keepdim=True) / (2 * sigma_px**2))
+
+
+def distillation_loss(
+    images: torch.Tensor, target: RenderOutput, cfg: GeneratorTrainingConfig, classifier: SynthAttributeNet | None
+) -> dict[str, torch.Tensor]:
+    """The terms of the training loss for generated ``images [N, 3, R, R]`` against the renderer's ``target``.
+
+    ``l2``: the mean squared error, weighted ``1 + landmark_weight`` on the landmark blobs (normalised so a
+    uniform error gives the plain MSE); with a classifier, ``features``: the squared distance of the
+    classifier's stage features, each stage divided by the target's mean square; ``attribute``: the binary
+    cross-entropy of the classifier's logits on ``images`` against the target's labels.
+    """
+    squared = (images - target.images).square().mean(dim=1, keepdim=True)
+    if cfg.landmark_weight > 0:
+        blobs = landmark_weights(target.landmarks.to(images.device), cfg.resolution, cfg.landmark_sigma_px)
+        weights = 1 + cfg.landmark_weight * blobs
+        terms = {"l2": (squared * weights).sum() / weights.sum()}
+    else:
+        terms = {"l2": squared.mean()}
+    if classifier is not None and cfg.feature_lambda > 0:
+        with torch.no_grad():
+            wanted = classifier.features(target.images)
+        got = classifier.features(images)
+        terms["features"] = (
+            cfg.feature_lambda
+            * sum((g - w).square().mean() / w.square().mean().clamp_min(1e-8) for g, w in zip(got, wanted, strict=True))
+            / len(got)
+        )
+    if classifier is not None and cfg.attribute_lambda > 0:
+        labels = torch.stack([target.labels[name] for name in classifier.names], dim=1).float().to(images.device)
+        terms["attribute"] = cfg.attribute_lambda * F.binary_cross_entropy_with_logits(classifier(images), labels)
+    return terms
 
 
 def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
@@ -182,7 +264,12 @@ def train_generator(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
+    if cfg.init_from is not None:
+        G.load_state_dict(load_generator(cfg.init_from).state_dict())
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    classifier = None
+    if cfg.classifier is not None:
+        classifier = load_classifier(cfg.classifier, device).requires_grad_(False)
     ema_beta = 0.5 ** (1 / cfg.ema_halflife_steps) if cfg.ema_halflife_steps > 0 else 0.0
     optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -192,26 +279,24 @@ def train_generator(
     while step < cfg.steps:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
         content = random_transforms(cfg.batch, rng, cfg.max_angle_deg, cfg.max_shift, cfg.identity_fraction)
-        target = distillation_batch(z, content, cfg.resolution).to(device)
+        target = render(face_params(z).to(device), cfg.resolution, content)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         ws = G.mapping(z.to(device), update_emas=True)
         images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
-        loss = (images - target).square().mean()
+        terms = distillation_loss(images, target, cfg, classifier)
+        loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         update_ema(G_ema, G, ema_beta)
         step += 1
-        losses.append(loss.item())
+        losses.append({name: value.item() for name, value in terms.items()})
         if step % 20 == 0:
-            log.info(
-                "step %d/%d loss %.5f (%.1f dB)",
-                step,
-                cfg.steps,
-                np.mean(losses[-20:]),
-                10 * math.log10(4 / np.mean(losses[-20:])),
-            )
+            recent = {name: np.mean([entry[name] for entry in losses[-20:]]) for name in terms}
+            psnr = 10 * math.log10(4 / recent["l2"])
+            text = " ".join(f"{k} {v:.5f}" for k, v in recent.items())
+            log.info("step %d/%d (%.1f dB) %s", step, cfg.steps, psnr, text)
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
@@ -221,7 +306,7 @@ def train_generator(
     return G_ema
 
 
-def write_training_figures(G: Generator, losses: list[float], out_dir: Path) -> None:
+def write_training_figures(G: Generator, losses: list[dict], out_dir: Path) -> None:
     """``loss.png`` (PSNR of the training loss per step) and ``samples.png`` (generator vs renderer)."""
     import matplotlib
 
@@ -229,7 +314,7 @@ def write_training_figures(G: Generator, losses: list[float], out_dir: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    psnr = 10 * np.log10(4 / np.maximum(np.asarray(losses), 1e-12))
+    psnr = 10 * np.log10(4 / np.maximum(np.asarray([entry["l2"] for entry in losses]), 1e-12))
     ax.plot(psnr, lw=0.5, alpha=0.4, label="per step")
     window = min(100, len(psnr))
     if window > 1:
@@ -239,7 +324,7 @@ def write_training_figures(G: Generator, losses: list[float], out_dir: Path) -> 
             label=f"mean of {window}",
         )
     ax.set_xlabel("step")
-    ax.set_ylabel("training PSNR (dB)")
+    ax.set_ylabel("training PSNR (dB, of the L2 term)")
     ax.legend()
     fig.tight_layout()
     with atomic_path(out_dir / "loss.png") as tmp:
