@@ -17,6 +17,7 @@ include: "rules/encode.smk"
 include: "rules/generator.smk"
 include: "rules/synth.smk"
 include: "rules/train_encoder.smk"
+include: "rules/directions.smk"
 
 
 rule all:
@@ -24,3 +25,10 @@ rule all:
         rules.generator_preview.output,
         expand("results/{video}/frames.parquet", video=video_ids()),
         expand("results/{video}/latents.parquet", video=video_ids()),
+        rules.directions.output.table,
+        rules.flip_table.output.table,
+        expand(
+            "results/{video}/edits/{edit}.parquet",
+            video=video_ids(),
+            edit=[edit["name"] for edit in config["edits"]],
+        ),

@@ -51,3 +51,24 @@ def encode_model(wildcards):
             "a model file, or run the optimisation-based inversion with --config encode='{method: projector}'"
         )
     return model_path(name)
+
+
+def generator_name():
+    """The configured generator's file name without its extension: the folder of its directions."""
+    return Path(config["models"]["generator"]).stem
+
+
+def scorer_spec():
+    """models.scorer with its path resolved against the workflow folder when relative."""
+    spec = dict(config["models"]["scorer"])
+    path = Path(spec["path"])
+    spec["path"] = str(path if path.is_absolute() else Path(workflow.basedir) / path)
+    return spec
+
+
+def edit_spec(name):
+    """The config entry of the edit called `name`."""
+    for edit in config["edits"]:
+        if edit["name"] == name:
+            return edit
+    raise ValueError(f"no edit {name!r} in the config's `edits`: use one of {[e['name'] for e in config['edits']]}")

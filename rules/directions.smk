@@ -1,0 +1,129 @@
+# Model-level editing: directions of models.generator scored by models.scorer (shared by all videos), their
+# edits of every video, and how cleanly they edit. Library: sg3pipe.editing.
+# Outputs: results/directions/{generator}/ (samples, one .npy per direction, directions.parquet),
+# results/{video}/edits/{edit}.parquet and .png, results/analysis/flips.parquet.
+
+DIRECTIONS = f"results/directions/{generator_name()}"
+
+
+rule direction_samples:
+    """Sample, render and score latents in resumable chunks (kept in samples.chunks/ across interruptions)."""
+    input:
+        generator=model_path("generator"),
+        scorer=scorer_spec()["path"],
+    output:
+        samples=f"{DIRECTIONS}/samples.parquet",
+    params:
+        settings=config["directions"],
+        scorer=scorer_spec(),
+        workdir=f"{DIRECTIONS}/samples.chunks",
+        device=config["device"],
+    log:
+        "logs/directions/samples.log",
+    benchmark:
+        "benchmarks/out/directions/samples.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/direction_samples.py"
+
+
+rule directions:
+    """One W boundary (.npy, the official format) and one StyleSpace direction per scored attribute."""
+    input:
+        samples=rules.direction_samples.output.samples,
+    output:
+        table=f"{DIRECTIONS}/directions.parquet",
+    params:
+        settings=config["directions"],
+        outdir=DIRECTIONS,
+    log:
+        "logs/directions/directions.log",
+    benchmark:
+        "benchmarks/out/directions/directions.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/directions.py"
+
+
+rule flip_table:
+    """The share of held-out samples whose decision on each attribute each direction's edit changes."""
+    input:
+        generator=model_path("generator"),
+        scorer=scorer_spec()["path"],
+        directions=rules.directions.output.table,
+    output:
+        table="results/analysis/flips.parquet",
+        text="results/analysis/flips.txt",
+    params:
+        analysis=config["analysis"],
+        settings=config["directions"],
+        scorer=scorer_spec(),
+        device=config["device"],
+    log:
+        "logs/analysis/flips.log",
+    benchmark:
+        "benchmarks/out/analysis/flips.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/flip_table.py"
+
+
+rule edit:
+    """A video's latents edited by one configured edit at each of its factors, and a strip to look at."""
+    input:
+        latents="results/{video}/latents.parquet",
+        directions=rules.directions.output.table,
+        generator=model_path("generator"),
+    output:
+        table="results/{video}/edits/{edit}.parquet",
+        strip="results/{video}/edits/{edit}.png",
+    params:
+        spec=lambda wildcards: edit_spec(wildcards.edit),
+        device=config["device"],
+    log:
+        "logs/edit/{video}/{edit}.log",
+    benchmark:
+        "benchmarks/out/edit/{video}/{edit}.tsv"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        runtime=30,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/edit.py"
+
+
+rule dci:
+    """The paper's disentanglement table: DCI of W, W+ (encoder inversions, when models.encoder is set) and S."""
+    input:
+        samples=rules.direction_samples.output.samples,
+        generator=model_path("generator"),
+        encoder=lambda wildcards: model_path("encoder") if config["models"].get("encoder") else [],
+    output:
+        table="results/analysis/dci.parquet",
+        text="results/analysis/dci.txt",
+    params:
+        analysis=config["analysis"],
+        settings=config["directions"],
+        device=config["device"],
+    log:
+        "logs/analysis/dci.log",
+    benchmark:
+        "benchmarks/out/analysis/dci.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    script:
+        "../scripts/dci.py"

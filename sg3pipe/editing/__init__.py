@@ -1,0 +1,1 @@
+"""Editing: attribute scorers, direction finding, edits, disentanglement metrics."""

@@ -1,0 +1,78 @@
+"""The paper's disentanglement table (section 2.2): DCI of W, W+ and StyleSpace against known factors.
+
+The codes of the direction-finding samples: ``w`` (one W row), ``s`` (StyleSpace) and, when an encoder is
+given, W+ as the encoder inverts the samples' renders (the codes videos are edited in; a mapped sample's
+W+ would be 16 copies of its W). The factors are the scorer's attribute scores and, for the synthetic world,
+the renderer's true parameters of the attributes (``face_params(z)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sg3pipe.editing.dci import dci
+from sg3pipe.editing.direction_finding import SCORE_PREFIX
+from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring
+from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.synth.generator_training import face_params
+from sg3pipe.synth.params import PARAM_INDEX
+from sg3pipe.synth.renderer import LABELS
+
+
+@torch.no_grad()
+def encoder_codes(G: Generator, encoder, w: np.ndarray, settings: SamplingSettings, n_iters: int = 3) -> np.ndarray:
+    """W+ codes ``[N, num_ws * w_dim]`` of the renders of W rows ``w [N, w_dim]`` as ``encoder`` inverts them."""
+    device = G.mapping.w_avg.device
+    out = []
+    for start in range(0, len(w), settings.batch):
+        ws = torch.from_numpy(w[start : start + settings.batch]).to(device)[:, None].expand(-1, G.num_ws, -1)
+        images = render_for_scoring(G, ws, settings.pseudo_align)
+        latents, _ = encoder.invert(images, n_iters=n_iters)
+        out.append(latents.flatten(1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def dci_table(
+    codes: dict[str, np.ndarray], factors: dict[str, np.ndarray], regressor: str, seed: int = 0
+) -> pd.DataFrame:
+    """DCI of each code space against each set of factors.
+
+    Args:
+        codes: space name -> ``[N, D]`` codes.
+        factors: factor set name -> ``[N, K]`` factors (``K >= 2``).
+        regressor: see :func:`sg3pipe.editing.dci.dci`.
+
+    Returns:
+        One row per (space, factor set): ``space``, ``factors``, ``dims``, ``disentanglement``,
+        ``completeness``, ``informativeness``.
+    """
+    rows = []
+    for factor_name, values in factors.items():
+        for space, code in codes.items():
+            result = dci(code, values, seed=seed, regressor=regressor)
+            rows.append(
+                {
+                    "space": space,
+                    "factors": factor_name,
+                    "dims": code.shape[1],
+                    "disentanglement": result["disentanglement"],
+                    "completeness": result["completeness"],
+                    "informativeness": result["informativeness"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def dci_factors(samples: pd.DataFrame, arrays: dict[str, np.ndarray], renderer: bool) -> dict[str, np.ndarray]:
+    """The factor sets of the table: ``scores`` (the scorer's attribute scores, logit-transformed so the
+    regressors see more than saturated probabilities) and, with ``renderer`` (the synthetic world's
+    generator, whose ``z`` fixes the renderer's face), ``renderer``: the true parameters behind each attribute."""
+    names = [c for c in samples.columns if c.startswith(SCORE_PREFIX)]
+    scores = np.clip(samples[names].to_numpy(np.float64), 1e-6, 1 - 1e-6)
+    factors = {"scores": np.log(scores / (1 - scores))}
+    if renderer:
+        params = face_params(torch.from_numpy(arrays["z"])).numpy()
+        factors["renderer"] = params[:, [PARAM_INDEX[param] for param, _, _ in LABELS.values()]]
+    return factors

@@ -1,0 +1,135 @@
+"""Find one editing direction per attribute from scored samples, in W (InterFaceGAN) and in StyleSpace, and
+write them as files: ``{attribute}.npy`` (the W boundary, ``[1, w_dim]``, loadable by the official code as it
+is), ``{attribute}.s.npy`` (the StyleSpace delta, ``[C]``) and a ``directions.parquet`` table describing them.
+Official pretrained InterFaceGAN boundaries join the table as directions of their own.
+
+What a factor means: an edit adds ``factor * direction``. A W boundary is a unit vector, so a raw factor of 5
+moves the latent 5 W units; the table's ``std`` column is the samples' standard deviation along the
+direction (in the direction's own units), so a raw factor of 5 is ``5 / std`` standard deviations, and an edit
+configured in ``std`` units multiplies its factors by ``std``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sg3pipe.editing.directions import fit_boundary, load_boundary, projection_std, save_boundary, style_direction
+from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.tables import write_table
+
+log = logging.getLogger(__name__)
+
+SCORE_PREFIX = "score_"
+
+
+@dataclass(frozen=True)
+class DirectionSettings:
+    """How directions are fitted (the official protocol's defaults)."""
+
+    ratio: float = 0.02  # top and bottom share of samples by score kept for the SVM
+    train_fraction: float = 0.7  # of the kept samples, the share that trains it (the rest validates)
+    seed: int = 0
+    style_top_k: int = 16  # StyleSpace channels kept per direction
+
+
+def attributes_of(samples: pd.DataFrame) -> list[str]:
+    """The attribute names a samples table was scored for (its ``score_{name}`` columns, in order)."""
+    return [c[len(SCORE_PREFIX) :] for c in samples.columns if c.startswith(SCORE_PREFIX)]
+
+
+def find_directions(
+    samples: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    out_dir: str | os.PathLike,
+    settings: DirectionSettings,
+    pretrained: dict[str, str] | None = None,
+    provenance: dict | None = None,
+) -> pd.DataFrame:
+    """Fit and write the directions of every scored attribute; returns the directions table.
+
+    Args:
+        samples: a samples table (``sg3pipe.editing.sampling``) with ``score_{name}`` columns.
+        arrays: its ``w [N, w_dim]`` and ``s [N, C]`` arrays (:func:`sg3pipe.editing.sampling.sample_arrays`).
+        out_dir: folder for the ``.npy`` files and ``directions.parquet``.
+        pretrained: name -> path of an official InterFaceGAN boundary ``.npy`` to list too (checked, copied).
+
+    Returns:
+        One row per direction: ``name``, ``attribute``, ``space`` (``w`` or ``s``), ``file``, ``source``
+        (``fitted`` or ``pretrained``), ``n_samples``, ``n_used``, ``train_accuracy``, ``val_accuracy``
+        (NaN for S and pretrained directions), ``channels`` (S), ``std`` (samples' std along the direction).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    w, s = arrays["w"], arrays["s"]
+    rows = []
+    for attribute in attributes_of(samples):
+        scores = samples[SCORE_PREFIX + attribute].to_numpy(np.float64)
+        boundary = fit_boundary(w, scores, settings.ratio, settings.train_fraction, settings.seed)
+        save_boundary(out_dir / f"{attribute}.npy", boundary.normal)
+        log.info(
+            "%s: W boundary, validation accuracy %.3f on %d samples", attribute, boundary.val_accuracy, boundary.n_val
+        )
+        rows.append(
+            {
+                "name": attribute,
+                "attribute": attribute,
+                "space": "w",
+                "file": f"{attribute}.npy",
+                "source": "fitted",
+                "n_samples": boundary.n_samples,
+                "n_used": boundary.n_used,
+                "train_accuracy": boundary.train_accuracy,
+                "val_accuracy": boundary.val_accuracy,
+                "channels": "",
+                "std": projection_std(w, boundary.normal),
+            }
+        )
+        direction = style_direction(s, scores, settings.style_top_k, settings.ratio)
+        with atomic_path(out_dir / f"{attribute}.s.npy") as tmp, open(tmp, "wb") as f:
+            np.save(f, direction.delta)
+        rows.append(
+            {
+                "name": f"{attribute}.s",
+                "attribute": attribute,
+                "space": "s",
+                "file": f"{attribute}.s.npy",
+                "source": "fitted",
+                "n_samples": len(scores),
+                "n_used": 2 * int(len(scores) * settings.ratio),
+                "train_accuracy": np.nan,
+                "val_accuracy": np.nan,
+                "channels": " ".join(str(c) for c in direction.channels),
+                "std": projection_std(s, direction.delta[None]),
+            }
+        )
+    for name, path in (pretrained or {}).items():
+        normal = load_boundary(path, w_dim=w.shape[1])
+        save_boundary(out_dir / f"{name}.npy", normal)
+        rows.append(
+            {
+                "name": name,
+                "attribute": name,
+                "space": "w",
+                "file": f"{name}.npy",
+                "source": "pretrained",
+                "n_samples": 0,
+                "n_used": 0,
+                "train_accuracy": np.nan,
+                "val_accuracy": np.nan,
+                "channels": "",
+                "std": projection_std(w, normal),
+            }
+        )
+    table = pd.DataFrame(rows)
+    write_table(
+        out_dir / "directions.parquet",
+        {c: table[c].to_numpy() for c in table.columns},
+        {"provenance": provenance or {}, "settings": asdict(settings), "factor_units": __doc__.split("\n\n")[1]},
+    )
+    return table

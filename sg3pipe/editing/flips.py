@@ -1,0 +1,121 @@
+"""How cleanly each direction edits: the flip table.
+
+For held-out samples, each direction's edit moves every sample towards the other side of its attribute (a
+sample scored positive by ``-factor``, a negative one by ``+factor``, the factor in standard deviations of the
+samples along the direction); the table gives, per direction (row) and attribute (column), the share of
+samples whose decision (score > 0.5) changed. The diagonal is how often the edit does what it is for; the
+rest, how often it changes something else (lower is more disentangled).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sg3pipe.editing.directions import flatten_styles, unflatten_styles
+from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring, sample_z
+from sg3pipe.editing.video_edits import load_direction
+from sg3pipe.io.tables import read_table
+from sg3pipe.networks.stylegan3 import Generator
+
+
+@torch.no_grad()
+def flip_table(
+    G: Generator,
+    scorer,
+    directions: dict[str, tuple[str, np.ndarray, float]],
+    factor_std: float,
+    n: int = 256,
+    settings: SamplingSettings | None = None,
+    first_seed: int = 10_000_000,
+) -> pd.DataFrame:
+    """The share of ``n`` held-out samples whose decision on each attribute an edit changed.
+
+    Args:
+        scorer: images -> ``[N, K]`` scores with ``names``.
+        directions: attribute -> ``(space, direction, std)``: ``"w"`` with a ``[1, w_dim]`` boundary or ``"s"``
+            with a ``[C]`` StyleSpace delta, and the samples' std along it (``directions.parquet``'s ``std``).
+        factor_std: the edit's size in standard deviations.
+        settings: truncation, pseudo-alignment and batch of the renders (as for direction finding).
+        first_seed: seeds ``first_seed .. first_seed + n - 1`` (far from direction finding's).
+
+    Returns:
+        ``[len(directions), K]`` table, index: direction attribute, columns: the scorer's attributes.
+    """
+    settings = settings or SamplingSettings()
+    device = G.mapping.w_avg.device
+    z = sample_z(first_seed + np.arange(n), G.z_dim).to(device)
+    ws = G.mapping(z, truncation_psi=settings.truncation_psi)
+    before = _decisions(G, scorer, ws, None, settings)
+    table = {}
+    for attribute, (space, direction, std) in directions.items():
+        sign = 1.0 - 2.0 * before[:, scorer.names.index(attribute)].float()  # positive -> -1, negative -> +1
+        step = (sign * factor_std * std).to(device)
+        if space == "w":
+            edited = ws + step[:, None, None] * torch.as_tensor(direction, dtype=ws.dtype, device=device)
+            after = _decisions(G, scorer, edited, None, settings)
+        else:
+            styles = G.synthesis.styles(ws)
+            flat = torch.from_numpy(flatten_styles(styles)[0]).to(device)
+            flat = flat + step[:, None] * torch.as_tensor(direction, dtype=flat.dtype, device=device)
+            after = _decisions(G, scorer, ws, flat, settings)
+        table[attribute] = (after != before).float().mean(0).cpu().numpy()
+    return pd.DataFrame.from_dict(table, orient="index", columns=scorer.names)
+
+
+def _decisions(G: Generator, scorer, ws: torch.Tensor, flat_styles, settings: SamplingSettings) -> torch.Tensor:
+    """``[N, K]`` bool decisions of ``scorer`` on the renders of ``ws`` (or of ``flat_styles`` when given)."""
+    out = []
+    for start in range(0, len(ws), settings.batch):
+        chunk = ws[start : start + settings.batch]
+        if flat_styles is None:
+            images = render_for_scoring(G, chunk, settings.pseudo_align)
+        else:
+            if settings.pseudo_align:
+                chunk = chunk.clone()
+                chunk[:, 0] = G.mapping.w_avg
+            base = G.synthesis.styles(chunk)
+            layout = [(name, base[name].shape[1]) for name in G.synthesis.layer_names]
+            styles = unflatten_styles(flat_styles[start : start + settings.batch], layout, base["input"])
+            images = G.synthesis(styles=styles)
+        out.append(scorer(images) > 0.5)
+    return torch.cat(out).cpu()
+
+
+def flip_tables(
+    G: Generator,
+    scorer,
+    directions_dir: str | os.PathLike,
+    factor_std: float,
+    n: int = 256,
+    settings: SamplingSettings | None = None,
+) -> pd.DataFrame:
+    """:func:`flip_table` of every fitted direction of a directions folder, W and StyleSpace stacked: columns
+    ``space``, ``direction`` and one per attribute of ``scorer``."""
+    listed, _ = read_table(Path(directions_dir) / "directions.parquet")
+    parts = []
+    for space in ("w", "s"):
+        fitted = listed[(listed["space"] == space) & (listed["source"] == "fitted")]
+        directions = {}
+        for name, attribute in zip(fitted["name"], fitted["attribute"], strict=True):
+            direction, row = load_direction(directions_dir, name)
+            directions[attribute] = (space, direction, row["std"])
+        table = flip_table(G, scorer, directions, factor_std, n, settings)
+        parts.append(table.rename_axis("direction").reset_index().assign(space=space))
+    return pd.concat(parts, ignore_index=True)[["space", "direction", *scorer.names]]
+
+
+def describe_flips(table: pd.DataFrame, factor_std: float, n: int) -> str:
+    """The flip tables as text, one block per space."""
+    blocks = []
+    for space, part in table.groupby("space", sort=False):
+        title = (
+            f"space {space}: share of {n} held-out samples whose decision changed "
+            f"(rows: the direction edited, {factor_std:g} std towards the other side; columns: attributes)"
+        )
+        blocks.append(f"{title}\n{part.drop(columns='space').set_index('direction').round(3).to_string()}\n")
+    return "\n".join(blocks)
