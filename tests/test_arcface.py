@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close_to_scale
 
 from sg3pipe.metrics.arcface import ArcFaceIRSE50, IdentityLoss, load_identity_loss
+
+# The loaded network against the saved one on the same images, as a fraction of each embedding's largest
+# element: measured 0 (the same weights through the same operations).
+TOL_SAME_NET = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def test_loss_is_zero_for_the_same_face_and_grows_with_change(weights):
     assert other.shape == (3,) and (other[[0, 2]] > 1e-3).all()
     # The loaded network is the saved one, in eval mode even after .train().
     loss.train()
-    torch.testing.assert_close(loss.embed(images), IdentityLoss(net).embed(images))
+    assert_close_to_scale(loss.embed(images), IdentityLoss(net).embed(images), TOL_SAME_NET, dim=-1)
     y_hat = images.clone().requires_grad_(True)
     loss(y_hat, images.flip(0)).sum().backward()
     assert y_hat.grad.abs().sum() > 0

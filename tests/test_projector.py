@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_close_to_scale
 from generators import make_generator
 
 from sg3pipe.projector import ProjectorSettings, project, reconstruction_loss
+
+# Batch 3 against batch 1, as a fraction of the largest move from w_avg (tests/conftest.py:assert_close_to_scale).
+# Adam divides each step by the gradient's running magnitude, which magnifies the rounding of the elements whose
+# gradient is near zero: measured 5.9e-4 with AVX2, 1.0e-3 with oneDNN limited to SSE4.1 and 1.3e-5 with ATen's
+# plain C++ kernels. (The first step moves each element by the learning rate whatever its gradient's size; the
+# smallest first gradient is 4.9e-5 of the largest and differs between the batch sizes by at most 1.4e-3 of itself.)
+TOL_BATCH = 5e-3
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +55,10 @@ def test_projection_does_not_depend_on_the_batch(G, targets):
     together = project(G, images, settings, batch_size=3)
     alone = project(G, images, settings, batch_size=1)
     assert not torch.equal(together[:, 0], together[:, 1])  # W+ rows move apart
-    # Adam's update is per element, so only rounding differs (measured up to 1.5e-4 of a 4 x 0.1 move in all)
-    torch.testing.assert_close(together, alone, atol=1e-3, rtol=0)
-    assert (together - G.mapping.w_avg).abs().max() > 0.2
+    # Adam's update is per element, so only rounding differs, relative to how far the latents moved
+    start = G.mapping.w_avg
+    assert_close_to_scale(together - start, alone - start, TOL_BATCH)
+    assert (together - start).abs().max() > 0.2
 
 
 def test_zero_steps_give_the_average_latent_and_bad_settings_are_refused(G, targets):
