@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from sg3pipe.editing.dci import dci
-from sg3pipe.editing.direction_finding import SCORE_PREFIX
+from sg3pipe.editing.direction_finding import SCORE_PREFIX, attributes_of
 from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.synth.generator_training import face_params
@@ -69,7 +69,7 @@ def dci_factors(samples: pd.DataFrame, arrays: dict[str, np.ndarray], renderer: 
     """The factor sets of the table: ``scores`` (the scorer's attribute scores, logit-transformed so the
     regressors see more than saturated probabilities) and, with ``renderer`` (the synthetic world's
     generator, whose ``z`` fixes the renderer's face), ``renderer``: the true parameters behind each attribute."""
-    names = [c for c in samples.columns if c.startswith(SCORE_PREFIX)]
+    names = [SCORE_PREFIX + attribute for attribute in attributes_of(samples)]
     scores = np.clip(samples[names].to_numpy(np.float64), 1e-6, 1 - 1e-6)
     factors = {"scores": np.log(scores / (1 - scores))}
     if renderer:

@@ -100,8 +100,8 @@ def find_directions(
                 "space": "s",
                 "file": f"{attribute}.s.npy",
                 "source": "fitted",
-                "n_samples": len(scores),
-                "n_used": 2 * int(len(scores) * settings.ratio),
+                "n_samples": boundary.n_samples,
+                "n_used": boundary.n_used,  # the same top and bottom samples as the boundary's
                 "train_accuracy": np.nan,
                 "val_accuracy": np.nan,
                 "channels": " ".join(str(c) for c in direction.channels),

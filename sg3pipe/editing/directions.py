@@ -289,6 +289,16 @@ def unflatten_styles(
     return styles
 
 
+def render_flat_styles(
+    G, ws: torch.Tensor, styles_flat: torch.Tensor, transform: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Images ``[N, 3, R, R]`` rendered from flat StyleSpace codes ``styles_flat [N, C]`` (:func:`flatten_styles`
+    layout of ``G``), the input layer's entry taken from ``ws [N, num_ws, w_dim]`` (its row 0)."""
+    base = G.synthesis.styles(ws)
+    layout = [(name, base[name].shape[1]) for name in G.synthesis.layer_names]
+    return G.synthesis(styles=unflatten_styles(styles_flat, layout, base[INPUT_STYLE]), transform=transform)
+
+
 def style_direction(styles_flat: np.ndarray, scores: np.ndarray, top_k: int, ratio: float = 0.02) -> StyleDirection:
     """A StyleSpace direction from the channels whose values differ most between high- and low-score samples.
 

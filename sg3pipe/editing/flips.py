@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sg3pipe.editing.directions import flatten_styles, unflatten_styles
-from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring, sample_z
+from sg3pipe.editing.directions import flatten_styles, render_flat_styles
+from sg3pipe.editing.sampling import SamplingSettings, pseudo_aligned, render_for_scoring, sample_z
 from sg3pipe.editing.video_edits import load_direction
 from sg3pipe.io.tables import read_table
 from sg3pipe.networks.stylegan3 import Generator
@@ -75,13 +75,8 @@ def _decisions(G: Generator, scorer, ws: torch.Tensor, flat_styles, settings: Sa
         if flat_styles is None:
             images = render_for_scoring(G, chunk, settings.pseudo_align)
         else:
-            if settings.pseudo_align:
-                chunk = chunk.clone()
-                chunk[:, 0] = G.mapping.w_avg
-            base = G.synthesis.styles(chunk)
-            layout = [(name, base[name].shape[1]) for name in G.synthesis.layer_names]
-            styles = unflatten_styles(flat_styles[start : start + settings.batch], layout, base["input"])
-            images = G.synthesis(styles=styles)
+            chunk = pseudo_aligned(G, chunk, settings.pseudo_align)
+            images = render_flat_styles(G, chunk, flat_styles[start : start + settings.batch])
         out.append(scorer(images) > 0.5)
     return torch.cat(out).cpu()
 

@@ -50,12 +50,18 @@ def sample_z(seeds: np.ndarray, z_dim: int) -> torch.Tensor:
     return torch.stack(rows) if rows else torch.empty(0, z_dim)
 
 
+def pseudo_aligned(G: Generator, ws: torch.Tensor, pseudo_align: bool = True) -> torch.Tensor:
+    """``ws [N, num_ws, w_dim]`` with the input layer's row set to ``w_avg`` (a copy), or ``ws`` itself if not asked."""
+    if not pseudo_align:
+        return ws
+    ws = ws.clone()
+    ws[:, 0] = G.mapping.w_avg
+    return ws
+
+
 def render_for_scoring(G: Generator, ws: torch.Tensor, pseudo_align: bool) -> torch.Tensor:
     """Images ``[N, 3, R, R]`` of ``ws`` at the identity transform, pseudo-aligned (``w[:, 0] = w_avg``) if asked."""
-    if pseudo_align:
-        ws = ws.clone()
-        ws[:, 0] = G.mapping.w_avg
-    return G.synthesis(ws)
+    return G.synthesis(pseudo_aligned(G, ws, pseudo_align))
 
 
 @torch.no_grad()

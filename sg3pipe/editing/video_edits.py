@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg3pipe.editing.directions import flatten_styles, load_boundary, unflatten_styles
+from sg3pipe.editing.directions import flatten_styles, load_boundary, render_flat_styles
 from sg3pipe.editing.edits import EditSpec, edit_latents, edit_styles, factor_in_raw_units
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.stylegan3 import Generator
@@ -119,14 +119,7 @@ def edited_images(
         if "styles" in shapes:
             k, c = shapes["styles"]
             styles = torch.from_numpy(column_array(table, "styles", (k, c))[rows])
-            base = G.synthesis.styles(ws.to(device))
-            layout = [(name, base[name].shape[1]) for name in G.synthesis.layer_names]
-            images = [
-                G.synthesis(
-                    styles=unflatten_styles(styles[:, i].to(device), layout, base["input"]), transform=transform
-                )
-                for i in range(k)
-            ]
+            images = [render_flat_styles(G, ws.to(device), styles[:, i].to(device), transform) for i in range(k)]
         else:
             k = shapes["latent_edited"][0]
             edited = torch.from_numpy(column_array(table, "latent_edited", tuple(shapes["latent_edited"]))[rows])
