@@ -18,6 +18,9 @@ include: "rules/generator.smk"
 include: "rules/synth.smk"
 include: "rules/train_encoder.smk"
 include: "rules/directions.smk"
+include: "rules/smooth.smk"
+include: "rules/pti.smk"
+include: "rules/render.smk"
 
 
 rule all:
@@ -32,3 +35,5 @@ rule all:
             video=video_ids(),
             edit=[edit["name"] for edit in config["edits"]],
         ),
+        expand("results/{video}/metrics.parquet", video=video_ids()),
+        rules.summary.output.table,

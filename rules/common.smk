@@ -4,6 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from sg3pipe.manifest import load_manifest
+from sg3pipe.render.variants import factor_label
 
 
 def model_path(name):
@@ -72,3 +73,36 @@ def edit_spec(name):
         if edit["name"] == name:
             return edit
     raise ValueError(f"no edit {name!r} in the config's `edits`: use one of {[e['name'] for e in config['edits']]}")
+
+
+def lpips_spec():
+    """The LPIPS backbone of config encode (weights path resolved, or None: no LPIPS) and its net."""
+    weights = config["encode"].get("lpips_weights")
+    if not weights:
+        return None
+    path = Path(weights)
+    return {"weights": str(path if path.is_absolute() else Path(workflow.basedir) / path), "net": config["encode"]["lpips_net"]}
+
+
+def rendered_videos():
+    """The names of the videos rule render writes per source video (sg3pipe.render.videos)."""
+    edits = [f"{e['name']}-{factor_label(f)}" for e in config["edits"] for f in e["factors"]]
+    names = ["reconstruction", "smoothed", "pti", *(f"edit-{e}" for e in edits), "fov", "side_by_side"]
+    return names + ([f"pasteback-{e}" for e in edits] if config["render"]["pasteback"] else [])
+
+
+def render_inputs(wildcards):
+    """The per-video tables and videos rule render reads, the source video, the edits and the generators."""
+    video = wildcards.video
+    inputs = {
+        "video": frames_inputs(wildcards)["video"],
+        **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents", "smoothed")},
+        "crops": f"results/{video}/crops.mkv",
+        "aligned": f"results/{video}/aligned.mkv",
+        "edits": [f"results/{video}/edits/{e['name']}.parquet" for e in config["edits"]],
+        "generator": model_path("generator"),
+    }
+    if config["pti"]["enabled"]:
+        inputs["pti"] = f"results/{video}/pti/generator.safetensors"
+        inputs["pti_losses"] = f"results/{video}/pti/loss.parquet"
+    return inputs

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from generators import make_generator
 
 from sg3pipe import load_generator
 from sg3pipe.networks.stylegan3 import Generator
@@ -22,6 +23,7 @@ from sg3pipe.synth.generator_training import (
     train_generator,
     translation_equivariance_psnr,
     update_ema,
+    widen_from,
 )
 from sg3pipe.synth.renderer import attribute_labels
 
@@ -117,3 +119,27 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
     on_face = distillation_loss(moved, target, cfg, None)["l2"]
     off_face = distillation_loss(corner, target, cfg, None)["l2"]
     assert on_face > 5 * off_face
+
+
+@pytest.mark.parametrize("cfg", ["T", "R"])
+def test_widening_keeps_the_images_and_trains_the_new_channels(cfg):
+    narrow = make_generator(cfg, channel_base=256)
+    wide = make_generator(cfg, channel_base=1024, seed=1)
+    pairs = [
+        (getattr(wide.synthesis, a), getattr(narrow.synthesis, b))
+        for a, b in zip(wide.synthesis.layer_names, narrow.synthesis.layer_names, strict=True)
+    ]
+    grown = [(w, n) for w, n in pairs if w.in_channels > n.in_channels and not w.is_torgb]
+    assert grown, "the test needs layers that gain input channels"
+    widen_from(wide, narrow)
+    z = torch.randn(3, narrow.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = narrow.synthesis(narrow.mapping(z))
+        got = wide.synthesis(wide.mapping(z))
+    assert (got - expected).abs().max() < 1e-5 * expected.abs().max()
+    # The zeroed weights (new inputs -> old outputs) get gradients, so training can use the new channels.
+    wide.synthesis(wide.mapping(z)).square().mean().backward()
+    layer, old = grown[0]
+    assert layer.weight.grad[: old.out_channels, old.in_channels :].abs().sum() > 0
+    with pytest.raises(ValueError, match="wide one"):
+        widen_from(narrow, wide)

@@ -53,10 +53,11 @@ class GeneratorTrainingConfig:
     max_angle_deg: float = 20.0  # training transforms: rotation in +-max_angle_deg
     max_shift: float = 0.15  # and translation in +-max_shift image widths, per axis
     identity_fraction: float = 0.25  # share of samples rendered at the identity (aligned) pose
+    curriculum: float = 0.0  # transforms grow from none to the full ranges over this share of the steps
     ema_halflife_steps: float = 200.0  # G_ema, the shipped network, averages the weights with this half-life
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoints
-    init_from: str | None = None  # a generator file whose weights training starts from (None: fresh weights)
+    init_from: str | None = None  # a generator file training starts from, widened when narrower (widen_from)
     classifier: str | None = None  # synthetic classifier file (sg3pipe.synth.classifier) for the two terms below
     feature_lambda: float = 0.0  # weight of the classifier-feature distance between G's image and the render
     attribute_lambda: float = 0.0  # weight of the classifier's cross-entropy on G's image against the labels
@@ -240,6 +241,52 @@ def distillation_loss(
     return terms
 
 
+def widen_from(G: Generator, narrow: Generator) -> None:
+    """Load the weights of ``narrow``, a generator of the same architecture with as many or fewer channels per
+    layer (a smaller ``channel_base``), into ``G`` so that ``G`` draws the same images (Net2Net-style growth).
+
+    Each layer's old channels keep their weights; the new output channels keep ``G``'s fresh random weights
+    (demodulation gives them unit scale), and the weights from new input channels to old output channels are
+    zero, so the new channels do not change the image until training uses them; their weights get gradients
+    from the first step. ToRGB divides its styles by ``sqrt(in_channels)``, so its old affine rows are scaled
+    by ``sqrt(new / old)`` to keep the image.
+
+    Raises:
+        ValueError: the generators differ in anything but channel counts, or ``narrow`` is wider somewhere.
+    """
+    names = dict(zip(G.synthesis.layer_names, narrow.synthesis.layer_names, strict=True))  # names carry widths
+
+    def narrow_name(name: str) -> str:
+        parts = name.split(".")
+        if parts[0] == "synthesis" and parts[1] in names:
+            parts[1] = names[parts[1]]
+        return ".".join(parts)
+
+    small = narrow.state_dict()
+    big = G.state_dict()
+    if {narrow_name(name) for name in big} != set(small):
+        raise ValueError("widen_from: the generators have different layers; only channel counts may differ")
+    grown = {}
+    for name, target in big.items():
+        source = small[narrow_name(name)].to(target.device)
+        if source.ndim != target.ndim or any(a > b for a, b in zip(source.shape, target.shape, strict=True)):
+            raise ValueError(f"widen_from: {name} is {list(source.shape)} in the narrow generator, "
+                             f"{list(target.shape)} in the wide one")  # fmt: skip
+        value = target.clone()
+        value[tuple(slice(0, n) for n in source.shape)] = source
+        if name.endswith(".weight") and value.ndim == 4:  # modulated conv [out, in, k, k]
+            value[: source.shape[0], source.shape[1] :] = 0
+        grown[name] = value
+    for layer_name in G.synthesis.layer_names:
+        layer = getattr(G.synthesis, layer_name)
+        old = getattr(narrow.synthesis, names[layer_name]).in_channels
+        if layer.is_torgb and layer.in_channels != old:
+            gain = float(np.sqrt(layer.in_channels / old))
+            for part in ("weight", "bias"):
+                grown[f"synthesis.{layer_name}.affine.{part}"][:old] *= gain
+    G.load_state_dict(grown)
+
+
 def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
     """``G_ema <- beta * G_ema + (1 - beta) * G`` for parameters; buffers (e.g. ``w_avg``) are copied."""
     with torch.no_grad():
@@ -265,7 +312,7 @@ def train_generator(
     torch.manual_seed(cfg.seed)
     G = Generator(**cfg.generator_kwargs()).to(device).train()
     if cfg.init_from is not None:
-        G.load_state_dict(load_generator(cfg.init_from).state_dict())
+        widen_from(G, load_generator(cfg.init_from, device))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     classifier = None
     if cfg.classifier is not None:
@@ -278,7 +325,10 @@ def train_generator(
     started = time.monotonic()
     while step < cfg.steps:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
-        content = random_transforms(cfg.batch, rng, cfg.max_angle_deg, cfg.max_shift, cfg.identity_fraction)
+        strength = min(1.0, step / max(cfg.curriculum * cfg.steps, 1)) if cfg.curriculum > 0 else 1.0
+        content = random_transforms(
+            cfg.batch, rng, strength * cfg.max_angle_deg, strength * cfg.max_shift, cfg.identity_fraction
+        )
         target = render(face_params(z).to(device), cfg.resolution, content)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)

@@ -19,6 +19,77 @@ CODECS = {
 }
 
 
+class VideoSink:
+    """A video being written: ``with VideoSink(path, fps) as sink: sink.write(block)``, so that many videos can
+    be fed batch by batch from one pass over the frames. The file appears at ``path`` only when the block ends
+    without an error (atomically); an error or an interruption leaves nothing there.
+
+    Args:
+        fps: frame rate in frames per second.
+        codec: ``"h264"`` (mp4, viewable) or ``"lossless"`` (FFV1, use an ``.mkv`` path).
+        audio_from: a media file whose audio track is muxed in (AAC), when it has one; the output ends with the
+            shorter of the two.
+        audio_start_s: where in ``audio_from`` the audio starts (the clip's start in the source), in seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        codec: str = "h264",
+        audio_from: str | os.PathLike | None = None,
+        audio_start_s: float = 0.0,
+    ):
+        self.path, self.fps, self.codec, self.audio_from = path, fps, codec, audio_from
+        self.audio_start_s = audio_start_s
+        self.count = 0  # frames written so far
+        self._process = None
+        self._atomic = atomic_path(path)
+        self._tmp = None
+
+    def __enter__(self) -> VideoSink:
+        self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, block: np.ndarray) -> None:
+        """Append ``[H, W, 3]`` or ``[B, H, W, 3]`` uint8 RGB frames (all videos' frames the same size)."""
+        block = np.asarray(block, dtype=np.uint8)
+        block = block[None] if block.ndim == 3 else block
+        if self._process is None:
+            self._process = self._start(*block.shape[1:3])
+        self._process.stdin.write(np.ascontiguousarray(block).tobytes())
+        self.count += len(block)
+
+    def _start(self, height: int, width: int):
+        video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=self.fps)
+        streams = [video]
+        if self.audio_from is not None:
+            streams.append(ffmpeg.input(str(self.audio_from), ss=self.audio_start_s).audio)
+        if self.codec == "h264" and (width % 2 or height % 2):  # yuv420p needs even sizes
+            streams[0] = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        extra = {"acodec": "aac", "shortest": None} if self.audio_from is not None else {}
+        return (
+            ffmpeg.output(*streams, str(self._tmp), r=self.fps, **CODECS[self.codec], **extra)
+            .overwrite_output()
+            .global_args("-loglevel", "error")
+            .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
+        )
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if self._process is not None:
+                self._process.stdin.close()
+                stderr = self._process.stderr.read().decode(errors="replace")
+                if self._process.wait() != 0 and error is None:
+                    raise RuntimeError(f"ffmpeg failed writing {self.path}: {stderr.strip()}")
+            if self._process is None and error is None:
+                raise ValueError(f"no frames to write to {self.path}")
+        except BaseException as failure:
+            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._atomic.__exit__(kind, error, traceback)
+
+
 def write_video(
     path: str | os.PathLike,
     frames: Iterable[np.ndarray],
@@ -26,50 +97,16 @@ def write_video(
     codec: str = "h264",
     audio_from: str | os.PathLike | None = None,
 ) -> int:
-    """Encode RGB frames into ``path``.
+    """Encode RGB frames into ``path`` (:class:`VideoSink` over an iterable).
 
     Args:
         frames: iterable of ``[H, W, 3]`` uint8 RGB frames, or ``[B, H, W, 3]`` batches; all the same size.
-        fps: frame rate in frames per second.
-        codec: ``"h264"`` (mp4, viewable) or ``"lossless"`` (FFV1, use an ``.mkv`` path).
-        audio_from: a media file whose audio track is copied into the output, when it has one.
+        fps, codec, audio_from: as :class:`VideoSink`.
 
     Returns:
         The number of frames written.
     """
-    options = dict(CODECS[codec])
-    process = None
-    count = 0
-    with atomic_path(path) as tmp:
-        try:
-            for block in frames:
-                block = np.asarray(block, dtype=np.uint8)
-                block = block[None] if block.ndim == 3 else block
-                if process is None:
-                    height, width = block.shape[1:3]
-                    video = ffmpeg.input(
-                        "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=fps
-                    )
-                    streams = [video]
-                    if audio_from is not None:
-                        streams.append(ffmpeg.input(str(audio_from)).audio)
-                    if codec == "h264" and (width % 2 or height % 2):  # yuv420p needs even sizes
-                        streams[0] = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-                    extra = {"acodec": "aac", "shortest": None} if audio_from is not None else {}
-                    process = (
-                        ffmpeg.output(*streams, str(tmp), r=fps, **options, **extra)
-                        .overwrite_output()
-                        .global_args("-loglevel", "error")
-                        .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
-                    )
-                process.stdin.write(np.ascontiguousarray(block).tobytes())
-                count += len(block)
-        finally:
-            if process is not None:
-                process.stdin.close()
-                stderr = process.stderr.read().decode(errors="replace")
-                if process.wait() != 0:
-                    raise RuntimeError(f"ffmpeg failed writing {path}: {stderr.strip()}")
-        if process is None:
-            raise ValueError(f"no frames to write to {path}")
-    return count
+    with VideoSink(path, fps, codec, audio_from) as sink:
+        for block in frames:
+            sink.write(block)
+    return sink.count

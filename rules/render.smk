@@ -1,0 +1,49 @@
+# Stage 5 of the per-video chain: every video a user watches, and the per-frame metrics. Library:
+# sg3pipe.render (variants, videos, fov, pasteback). Output per video: results/{video}/videos/*.mp4 and
+# results/{video}/metrics.parquet; per run: results/summary.parquet.
+
+
+rule render:
+    """Reconstruction, smoothed, PTI, every edit at every factor, field of view, side by side and paste-back
+    videos, each with as many frames as the source clip, its rate and its audio; metrics per frame."""
+    input:
+        unpack(render_inputs),
+    output:
+        videos=expand("results/{{video}}/videos/{name}.mp4", name=rendered_videos()),
+        metrics="results/{video}/metrics.parquet",
+    params:
+        render=config["render"],
+        smooth=config["smooth"],
+        identity=config["metrics"]["identity"],
+        lpips=lpips_spec(),
+        clip=frames_options,
+        device=config["device"],
+    log:
+        "logs/render/{video}.log",
+    benchmark:
+        "benchmarks/out/render/{video}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=1 if config["device"] != "cpu" else 0,
+    script:
+        "../scripts/render.py"
+
+
+rule summary:
+    """One row per video: frames, render speed, jitter before and after smoothing, PTI loss, TL-ID and TG-ID."""
+    input:
+        metrics=expand("results/{video}/metrics.parquet", video=video_ids()),
+    output:
+        table="results/summary.parquet",
+    log:
+        "logs/summary.log",
+    benchmark:
+        "benchmarks/out/summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,24 @@
+# Stage 3 of the per-video chain: temporal smoothing of the latents and transforms. Library: sg3pipe.temporal
+# (smooth_video). Output per video: results/{video}/smoothed.parquet (one row per row of latents.parquet).
+
+
+rule smooth:
+    """Fine rows averaged over the video, then the configured temporal filter on latents and on the transforms'
+    parameters; every frame keeps its row (unusable ones NaN)."""
+    input:
+        frames="results/{video}/frames.parquet",
+        latents="results/{video}/latents.parquet",
+    output:
+        table="results/{video}/smoothed.parquet",
+    params:
+        smooth=config["smooth"],
+    log:
+        "logs/smooth/{video}.log",
+    benchmark:
+        "benchmarks/out/smooth/{video}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/smooth.py"

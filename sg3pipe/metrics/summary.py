@@ -1,0 +1,42 @@
+"""The run's summary table: one row per video from the per-video summaries in ``metrics.parquet``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sg3pipe.io.tables import read_table, write_table
+
+
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level, keys joined with dots: ``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def summary_frame(metrics_paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per ``results/{video}/metrics.parquet``: ``video`` (the folder name), the flattened per-video
+    summary (frames, render frames/s, jitter before/after, PTI loss, TL-ID/TG-ID per edit) and the mean of
+    every per-frame metric column over the usable frames."""
+    rows = []
+    for path in metrics_paths:
+        table, meta = read_table(path)
+        usable = table["usable"].to_numpy().astype(bool)
+        means = {f"mean.{c}": float(np.nanmean(table[c].to_numpy()[usable])) if usable.any() else float("nan")
+                 for c in table.columns if c not in ("frame", "status", "usable")}  # fmt: skip
+        rows.append({"video": Path(path).parent.name, **flatten(meta.get("summary", {})), **means})
+    return pd.DataFrame(rows)
+
+
+def write_summary(metrics_paths: list[str | os.PathLike], out_path: str | os.PathLike) -> None:
+    """Write :func:`summary_frame` to ``out_path`` (Parquet)."""
+    frame = summary_frame(metrics_paths)
+    write_table(out_path, {c: frame[c].to_numpy() for c in frame.columns}, {"videos": len(frame)})

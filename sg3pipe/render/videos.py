@@ -1,0 +1,278 @@
+"""Render every video of a source video, with its per-frame metrics, in one batched pass over the frames.
+
+Outputs in ``out_dir`` (``results/{video}/videos/``), each with exactly as many frames as the source clip, at
+its rate, with its audio (from the clip's start) when it has one:
+
+* ``{variant}.mp4`` for each variant of :mod:`sg3pipe.render.variants` (crop-sized: the unaligned crop window);
+* ``fov.mp4``: the PTI reconstruction on a canvas enlarged by ``fov_pad`` (:func:`sg3pipe.render.fov.expand_fov`);
+* ``side_by_side.mp4``: source crop | PTI reconstruction | every edit, in sync frame by frame;
+* ``pasteback-{edit}-{factor}.mp4``: each edit warped back into the full source frame under a feathered face
+  mask (:mod:`sg3pipe.render.pasteback`), at the source size.
+
+Frames that are not usable are passed through: the source crop in crop-sized videos (centred on a black
+canvas in ``fov``), the source frame in paste-back videos.
+
+Per-frame metrics (:func:`render_video`'s table, ``metrics.parquet``): for each variant, ``l2.{variant}``
+(MSE in [-1, 1] units of the transformed render against the source crop), ``lpips.{variant}`` when an LPIPS
+module is given, and ``identity.{variant}`` (dlib cosine similarity of the aligned render, drawn without the
+transform, against the aligned source frame) when an identity model is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sg3pipe.editing.directions import flatten_styles, render_flat_styles
+from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.metrics.temporal import identity_consistency
+from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.render.fov import expand_fov
+from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
+from sg3pipe.render.preview import to_uint8
+from sg3pipe.render.variants import Variant, base_variants, edit_variants
+from sg3pipe.temporal import SmoothingSettings
+from sg3pipe.video.decode import read_frames
+from sg3pipe.video.probe import probe_video
+from sg3pipe.video.writer import VideoSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How videos are rendered (config key ``render``)."""
+
+    batch: int = 16  # frames rendered at once
+    fov_pad: tuple[int, int, int, int] = (16, 16, 0, 0)  # fov.mp4: extra output pixels left, right, top, bottom
+    pasteback: bool = True  # write pasteback-{edit}-{factor}.mp4
+    mask_dilate: float = 0.02  # face mask dilation, in crop widths
+    mask_feather: float = 0.06  # face mask feathering, in crop widths
+
+
+def render_settings(config: dict | None) -> RenderSettings:
+    """Settings from the ``render`` config dict (missing keys keep their defaults, unknown keys are an error)."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(RenderSettings.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown render settings {unknown}; known: {sorted(RenderSettings.__dataclass_fields__)}")
+    if "fov_pad" in config:
+        config["fov_pad"] = tuple(int(v) for v in config["fov_pad"])
+    return RenderSettings(**config)
+
+
+@dataclass
+class SourceClip:
+    """Where a video's pixels come from: the frames stage's ``crops.mkv`` and ``aligned.mkv``, and the source
+    video with the clip options the frames stage decoded it with (``start_s``, ``end_s``, ``max_frames``, ``fps``)."""
+
+    crops: str | os.PathLike
+    aligned: str | os.PathLike
+    video: str | os.PathLike
+    clip: dict
+    fps: float
+    has_audio: bool = False
+
+
+def render_images(G: Generator, variant: Variant, rows: np.ndarray, with_transform: bool = True) -> torch.Tensor:
+    """Images ``[len(rows), 3, R, R]`` of a variant's frames ``rows`` (all usable), with their transforms or,
+    ``with_transform=False``, aligned."""
+    device = G.mapping.w_avg.device
+    ws = torch.from_numpy(variant.ws[rows]).to(device)
+    transform = None
+    if with_transform:
+        transform = torch.linalg.inv(torch.from_numpy(variant.transforms[rows])).float().to(device)
+    if variant.style_offsets is None:
+        return G.synthesis(ws, transform=transform)
+    styles = flatten_styles(G.synthesis.styles(ws))[0] + variant.style_offsets[rows]
+    return render_flat_styles(G, ws, torch.from_numpy(styles).to(device), transform)
+
+
+def _batches(source: SourceClip, batch: int, pasteback: bool) -> Iterator[tuple[np.ndarray, ...]]:
+    """``(crops, aligned, frames or None)`` uint8 batches of the clip, in step."""
+    crops = read_frames(source.crops, batch_size=batch)
+    aligned = read_frames(source.aligned, batch_size=batch)
+    frames = read_frames(source.video, **source.clip, fps=source.fps, batch_size=batch) if pasteback else None
+    for crop_batch, aligned_batch in zip(crops, aligned, strict=True):
+        frame_batch = next(frames).images if frames is not None else None
+        yield crop_batch.images, aligned_batch.images, frame_batch
+
+
+def _fill(rendered: np.ndarray, usable: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The source images with the usable rows replaced by ``rendered`` (one row per usable frame)."""
+    out = source.copy()
+    out[usable] = rendered
+    return out
+
+
+def render_video(
+    source: SourceClip,
+    variants: list[Variant],
+    generators: dict[str, Generator],
+    frames_table,
+    out_dir: str | os.PathLike,
+    settings: RenderSettings,
+    identity=None,
+    lpips: torch.nn.Module | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Render and write every video of one source video (module docstring).
+
+    Args:
+        variants: from :mod:`sg3pipe.render.variants`; those named ``edit-*`` also make the side-by-side and
+            paste-back videos, ``pti`` the field-of-view one.
+        generators: ``{"base": G, "pti": G_pti}`` (the same generator twice when PTI is off).
+        frames_table: ``frames.parquet`` as a pandas frame (landmarks and crop window for paste-back).
+        identity: a :class:`sg3pipe.metrics.identity.IdentityModel`, or None for no identity metrics.
+        lpips: an LPIPS module (``(a, b) -> [B, 1, 1, 1]``), or None.
+
+    Returns:
+        ``(columns, summary)``: per-frame metric columns ``[N]`` (module docstring; NaN on unusable frames),
+        and per-video numbers: frames, usable frames, render frames/s, TL-ID and TG-ID of each edit.
+    """
+    out_dir = Path(out_dir)
+    n = len(frames_table)
+    usable_all = np.isfinite(variants[0].ws).all(axis=(1, 2))
+    edits = [v for v in variants if v.name.startswith("edit-")]
+    pti = next(v for v in variants if v.name == "pti")
+    landmarks = column_array(frames_table, "landmarks", (68, 2)).astype(np.float64)
+    crop_quad = column_array(frames_table, "crop_quad", (4, 2)).astype(np.float64)[0]
+    resolution = generators["base"].img_resolution
+    columns = {f"{metric}.{v.name}": np.full(n, np.nan) for v in variants for metric in ("l2", "lpips", "identity")}
+    if lpips is None:
+        columns = {k: v for k, v in columns.items() if not k.startswith("lpips.")}
+    if identity is None:
+        columns = {k: v for k, v in columns.items() if not k.startswith("identity.")}
+    descriptors = {name: np.full((n, 128), np.nan) for name in ["source", *(v.name for v in edits)]}
+    audio = {"audio_from": source.video, "audio_start_s": source.clip.get("start_s") or 0.0} if source.has_audio else {}
+    names = [v.name for v in variants] + ["fov", "side_by_side"]
+    if settings.pasteback:
+        names += [f"pasteback-{v.name.removeprefix('edit-')}" for v in edits]
+    started, done = time.monotonic(), 0
+    with contextlib.ExitStack() as stack:
+        sinks = {name: stack.enter_context(VideoSink(out_dir / f"{name}.mp4", source.fps, **audio)) for name in names}
+        for crops, aligned, frames in _batches(source, settings.batch, settings.pasteback):
+            rows = np.arange(done, done + len(crops))
+            usable = usable_all[rows]
+            use = rows[usable]
+            shown = {}
+            with torch.no_grad():
+                for variant in variants:
+                    G = generators[variant.generator]
+                    images = render_images(G, variant, use) if len(use) else None
+                    shown[variant.name] = _fill(to_uint8(images), usable, crops) if len(use) else crops
+                    if len(use):
+                        _score(columns, variant.name, images, crops[usable], use, lpips)
+                        if identity is not None:
+                            drawn = to_uint8(render_images(G, variant, use, with_transform=False))
+                            columns[f"identity.{variant.name}"][use] = identity.similarity(drawn, aligned[usable])
+                            if variant.name in descriptors:
+                                descriptors[variant.name][use] = identity.descriptors(drawn)
+                    sinks[variant.name].write(shown[variant.name])
+                if identity is not None and len(use):
+                    descriptors["source"][use] = identity.descriptors(aligned[usable])
+                sinks["fov"].write(_fov(generators["pti"], pti, use, usable, crops, settings.fov_pad))
+            sinks["side_by_side"].write(np.concatenate([crops, shown["pti"], *(shown[v.name] for v in edits)], axis=2))
+            if settings.pasteback:
+                masks = face_mask(frame_to_crop(landmarks[use], crop_quad, resolution), resolution,
+                                  settings.mask_dilate * resolution, settings.mask_feather * resolution)  # fmt: skip
+                for variant in edits:
+                    out = frames.copy()
+                    if len(use):
+                        out[usable] = paste_back(frames[usable], shown[variant.name][usable], crop_quad, masks)
+                    sinks[f"pasteback-{variant.name.removeprefix('edit-')}"].write(out)
+            done += len(crops)
+        if done != n:
+            raise ValueError(
+                f"{source.crops} holds {done} frames but frames.parquet lists {n}; rerun the frames rule for this video"
+            )
+    elapsed = time.monotonic() - started
+    summary = {"frames": n, "usable_frames": int(usable_all.sum()), "render_fps": n / elapsed}
+    if identity is not None:
+        for variant in edits:
+            summary[variant.name] = identity_consistency(descriptors["source"], descriptors[variant.name], usable_all)
+    log.info("rendered %d videos of %d frames in %.1f s", len(names), n, elapsed)
+    return columns, summary
+
+
+def _score(columns: dict, name: str, images: torch.Tensor, crops: np.ndarray, rows: np.ndarray, lpips) -> None:
+    """Fill the ``l2`` (and ``lpips``) columns of ``rows`` for the transformed renders ``images``."""
+    target = torch.from_numpy(crops).to(images.device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    columns[f"l2.{name}"][rows] = (images.clamp(-1, 1) - target).square().mean(dim=(1, 2, 3)).double().cpu().numpy()
+    if lpips is not None:
+        columns[f"lpips.{name}"][rows] = lpips(images.clamp(-1, 1), target).flatten().double().cpu().numpy()
+
+
+def _fov(G: Generator, variant: Variant, use: np.ndarray, usable: np.ndarray, crops: np.ndarray, pad) -> np.ndarray:
+    """The field-of-view frames of a batch: expanded renders, the source crop centred on black elsewhere."""
+    left, right, top, bottom = pad
+    r = crops.shape[1]
+    canvas = np.zeros((len(crops), r + top + bottom, r + left + right, 3), dtype=np.uint8)
+    canvas[:, top : top + r, left : left + r] = crops
+    if len(use):
+        ws = torch.from_numpy(variant.ws[use]).to(G.mapping.w_avg.device)
+        canvas[usable] = to_uint8(expand_fov(G, ws, variant.transforms[use], pad))
+    return canvas
+
+
+def render_outputs(
+    paths: dict[str, str | os.PathLike],
+    edit_tables: list[str | os.PathLike],
+    G: Generator,
+    G_pti: Generator,
+    clip: dict,
+    settings: RenderSettings,
+    smoothing: SmoothingSettings,
+    identity=None,
+    lpips: torch.nn.Module | None = None,
+    provenance: dict | None = None,
+) -> dict:
+    """Render a video's variants from its tables and write ``metrics.parquet`` (one row per frame).
+
+    Args:
+        paths: ``frames``, ``latents``, ``smoothed`` (tables), ``crops``, ``aligned`` (the frames stage's
+            videos), ``video`` (the source), ``out_dir`` (where the videos go), ``metrics`` (the table), and
+            optionally ``pti_losses`` (``pti/loss.parquet``, for the PTI start and end loss in the summary).
+        edit_tables: ``edits/{edit}.parquet`` of every edit to render.
+        clip: the frames stage's clip options (``start_s``, ``end_s``, ``max_frames``).
+
+    Returns:
+        The per-video summary stored in the table's metadata (frames, render frames/s, TL-ID and TG-ID per
+        edit, jitter before and after smoothing, PTI loss at start and end).
+    """
+    frames, frames_meta = read_table(paths["frames"])
+    latents, latents_meta = read_table(paths["latents"])
+    smoothed, smoothed_meta = read_table(paths["smoothed"])
+    variants = base_variants(latents, latents_meta, frames, smoothed)
+    usable = smoothed["usable"].to_numpy().astype(bool)
+    for path in edit_tables:
+        table, meta = read_table(path)
+        variants += edit_variants(
+            meta["edit"]["name"], table, meta, usable, variants[1].ws, variants[1].transforms, smoothing, G
+        )
+    source = SourceClip(
+        crops=paths["crops"],
+        aligned=paths["aligned"],
+        video=paths["video"],
+        clip=clip,
+        fps=frames_meta["video"]["fps"],
+        has_audio=probe_video(paths["video"]).has_audio,
+    )
+    columns, summary = render_video(
+        source, variants, {"base": G, "pti": G_pti}, frames, paths["out_dir"], settings, identity, lpips
+    )
+    summary["jitter"] = smoothed_meta["jitter"]
+    if paths.get("pti_losses"):
+        _, pti_meta = read_table(paths["pti_losses"])
+        summary["pti"] = {k: pti_meta[k] for k in ("start_l2", "end_l2", "outcome") if k in pti_meta}
+    metadata = {"provenance": provenance or {}, "render": asdict(settings), "summary": summary}
+    base = {"frame": frames["frame"].to_numpy(), "status": frames["status"].to_numpy(), "usable": usable}
+    write_table(paths["metrics"], {**base, **columns}, metadata)
+    return summary

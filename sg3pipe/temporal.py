@@ -1,0 +1,204 @@
+"""Temporal smoothing of per-frame latents and transforms (the paper's step 6, without its defects).
+
+The official code replaces the fine rows 9..15 of every latent by their mean over the video, then runs the
+5-tap filter ``(0.25, 0.75, 1, 0.75, 0.25) / 3`` over time on the latents and, entry by entry, on the 3x3
+transform matrices, keeping only the N - 4 positions where the whole filter fits. Here:
+
+* **As many frames out as in.** Every filter is a normalised convolution: at frame t the output is
+  ``sum_k h[k] x[t+k] / sum_k h[k]`` over the taps whose frame exists and is usable. Away from the ends and
+  from unusable frames this equals the official filter exactly (its taps sum to 1); at the first and last two
+  frames the missing taps are dropped and the rest renormalised (frame 0 of the 5-tap filter becomes
+  ``(x0 + 0.75 x1 + 0.25 x2) / 2``).
+* **Unusable frames are bridged, not smoothed into their neighbours.** A frame without a usable latent
+  contributes nothing (weight 0): its neighbours are smoothed from the usable frames only, so nothing
+  leaks across a gap, and the unusable frame's own output stays NaN (rendering passes the source through).
+* **Transforms are smoothed as parameters**, ``(angle, tx, ty, scale)`` with the angle unwrapped, and
+  rebuilt as similarity matrices; averaging 3x3 matrices entry by entry gives matrices that are not
+  rotations (they shrink the face where the angle changes).
+* Filters: ``official`` (the 5 taps), ``gaussian`` (``sigma`` in frames, truncated at 4 sigma) or ``none``;
+  scipy does the filtering.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.metrics.temporal import jitter
+from sg3pipe.transforms import make_transform, transform_params
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_TAPS = (0.25, 0.75, 1.0, 0.75, 0.25)  # the paper's temporal filter, before its division by 3
+FILTERS = ("official", "gaussian", "none")
+
+
+@dataclass(frozen=True)
+class SmoothingSettings:
+    """How latents and transforms are smoothed (config key ``smooth``)."""
+
+    filter: str = "official"  # official | gaussian | none
+    sigma: float = 1.0  # frames; the gaussian filter's standard deviation
+    fine_rows: tuple[int, int] | None = (9, 15)  # W+ rows (inclusive) replaced by their video mean; None: off
+    transforms: bool = True  # also smooth the transforms
+
+    def __post_init__(self):
+        if self.filter not in FILTERS:
+            raise ValueError(f"smooth.filter is {self.filter!r}; use one of {FILTERS}")
+        if self.filter == "gaussian" and not self.sigma > 0:
+            raise ValueError(f"smooth.sigma is {self.sigma}; a gaussian filter needs sigma > 0 frames")
+        if self.fine_rows is not None:
+            start, stop = self.fine_rows
+            if not 0 <= start <= stop:
+                raise ValueError(f"smooth.fine_rows is {list(self.fine_rows)}; give [first, last] with first <= last")
+
+
+def smoothing_settings(config: dict | None) -> SmoothingSettings:
+    """Settings from the ``smooth`` config dict (missing keys keep their defaults, unknown keys are an error)."""
+    config = dict(config or {})
+    known = set(SmoothingSettings.__dataclass_fields__)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown smooth settings {unknown}; known: {sorted(known)}")
+    if config.get("fine_rows") is not None:
+        config["fine_rows"] = tuple(int(v) for v in config["fine_rows"])
+    return SmoothingSettings(**config)
+
+
+def filter_taps(settings: SmoothingSettings) -> np.ndarray:
+    """The filter's taps ``[2r + 1]`` (not normalised; :func:`smooth_series` normalises per frame)."""
+    if settings.filter == "official":
+        return np.asarray(OFFICIAL_TAPS)
+    if settings.filter == "gaussian":
+        radius = max(1, int(np.ceil(4 * settings.sigma)))
+        offsets = np.arange(-radius, radius + 1)
+        return np.exp(-0.5 * (offsets / settings.sigma) ** 2)
+    return np.ones(1)
+
+
+def smooth_series(values: np.ndarray, usable: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """Normalised convolution of ``values [N, ...]`` along frames (module docstring).
+
+    Args:
+        values: per-frame values; rows where ``usable`` is false are ignored (may be NaN).
+        usable: ``[N]`` bool.
+        taps: ``[2r + 1]`` filter taps, symmetric.
+
+    Returns:
+        ``[N, ...]`` float64; NaN on the rows that are not usable.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    usable = np.asarray(usable, dtype=bool)
+    weight = usable.astype(np.float64)
+    flat = np.where(usable.reshape((-1,) + (1,) * (values.ndim - 1)), values, 0.0).reshape(len(values), -1)
+    numerator = correlate1d(flat * weight[:, None], taps, axis=0, mode="constant", cval=0.0)
+    denominator = correlate1d(weight, taps, mode="constant", cval=0.0)
+    out = numerator / np.where(usable, denominator, 1.0)[:, None]
+    out[~usable] = np.nan
+    return out.reshape(values.shape)
+
+
+def average_fine_rows(ws: np.ndarray, usable: np.ndarray, rows: tuple[int, int] | None) -> np.ndarray:
+    """``ws [N, ..., num_ws, w_dim]`` with rows ``rows[0]..rows[1]`` (inclusive, clipped to num_ws) of every
+    usable frame replaced by their mean over the usable frames (the paper's fine-layer averaging)."""
+    ws = np.array(ws, dtype=np.float64)
+    if rows is None or not usable.any():
+        return ws
+    fine = slice(rows[0], rows[1] + 1)
+    ws[usable, ..., fine, :] = ws[usable, ..., fine, :].mean(axis=0, keepdims=True)
+    return ws
+
+
+def smooth_latents(ws: np.ndarray, usable: np.ndarray, settings: SmoothingSettings) -> np.ndarray:
+    """Fine-row averaging, then the temporal filter: ``ws [N, ..., num_ws, w_dim]`` (W+ ``[N, num_ws, w_dim]``
+    or several edit factors ``[N, K, num_ws, w_dim]``) -> float32 of the same shape, NaN on unusable rows.
+
+    Edits in W and S add the same vector to every frame, and both steps are linear with weights summing to
+    one, so smoothing an edited video equals editing the smoothed one: the order of the paper (edit first)
+    and the reverse give the same latents. StyleSpace arrays ``[N, K, C]`` go through :func:`smooth_series`.
+    """
+    usable = np.asarray(usable, dtype=bool)
+    ws = average_fine_rows(ws, usable, settings.fine_rows)
+    return smooth_series(ws, usable, filter_taps(settings)).astype(np.float32)
+
+
+def smooth_transforms(transforms: np.ndarray, usable: np.ndarray, settings: SmoothingSettings) -> dict[str, np.ndarray]:
+    """Smooth similarity matrices ``[N, 3, 3]`` through their parameters.
+
+    Returns:
+        ``{"angle_deg", "tx", "ty", "scale": [N] float64, "transform": [N, 3, 3]}``: the angle unwrapped
+        before filtering (a turn through +-180 degrees does not average to 0), the matrices rebuilt with
+        :func:`sg3pipe.transforms.make_transform`; NaN on unusable rows. With ``transforms=False`` settings,
+        the parameters of the input.
+    """
+    usable = np.asarray(usable, dtype=bool)
+    angle, tx, ty, scale = (np.full(len(transforms), np.nan) for _ in range(4))
+    if usable.any():
+        a, x, y, s = transform_params(np.asarray(transforms, dtype=np.float64)[usable])
+        angle[usable], tx[usable], ty[usable], scale[usable] = np.unwrap(a, period=360.0), x, y, s
+    params = np.stack([angle, tx, ty, scale], axis=1)
+    taps = filter_taps(settings) if settings.transforms else np.ones(1)
+    angle, tx, ty, scale = smooth_series(params, usable, taps).T
+    matrices = np.full((len(usable), 3, 3), np.nan)
+    if usable.any():
+        matrices[usable] = make_transform(angle[usable], tx[usable], ty[usable], scale[usable])
+    return {"angle_deg": angle, "tx": tx, "ty": ty, "scale": scale, "transform": matrices}
+
+
+def smooth_video(
+    frames_path: str | os.PathLike,
+    latents_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    settings: SmoothingSettings,
+    provenance: dict | None = None,
+) -> dict:
+    """Write ``smoothed.parquet`` of a video: one row per row of ``latents.parquet``.
+
+    Columns: ``frame``, ``status``, ``usable`` (the frame was inverted), ``latent [num_ws, w_dim]`` (fine rows
+    averaged, then filtered), ``angle_deg``, ``tx``, ``ty``, ``scale`` and ``transform [3, 3]`` (smoothed
+    parameters and the similarity rebuilt from them); NaN on unusable rows. Edits are not stored: they commute
+    with smoothing (:func:`smooth_latents`), so the renderer applies each edit to these latents.
+
+    Returns:
+        The metadata: settings, shapes, and the jitter (:func:`sg3pipe.metrics.temporal.jitter`) of the
+        latents and of each transform parameter before and after smoothing.
+    """
+    latents, latents_meta = read_table(latents_path)
+    frames, _ = read_table(frames_path)
+    if len(frames) != len(latents) or (frames["frame"].to_numpy() != latents["frame"].to_numpy()).any():
+        raise ValueError(
+            f"{latents_path} and {frames_path} list different frames; rerun the encode rule for this video"
+        )
+    shape = tuple(latents_meta["shapes"]["latent"])
+    ws = column_array(latents, "latent", shape)
+    usable = latents["inverted"].to_numpy().astype(bool)
+    transforms = column_array(frames, "transform", (3, 3)).astype(np.float64)
+    smoothed_ws = smooth_latents(ws, usable, settings)
+    smoothed = smooth_transforms(transforms, usable, settings)
+    raw_params = dict(zip(("angle_deg", "tx", "ty", "scale"), transform_params(np.nan_to_num(transforms)), strict=True))
+    raw_params["angle_deg"] = np.unwrap(np.where(usable, raw_params["angle_deg"], 0.0), period=360.0)
+    jitters = {"latent": {"before": jitter(ws, usable), "after": jitter(smoothed_ws, usable)}}
+    for name, values in raw_params.items():
+        jitters[name] = {"before": jitter(values, usable), "after": jitter(smoothed[name], usable)}
+    columns = {
+        "frame": latents["frame"].to_numpy(),
+        "status": latents["status"].to_numpy(),
+        "usable": usable,
+        "latent": smoothed_ws,
+        **smoothed,
+    }
+    metadata = {
+        "provenance": provenance or {},
+        "smooth": asdict(settings),
+        "shapes": {"latent": list(shape), "transform": [3, 3]},
+        "jitter": jitters,
+    }
+    write_table(out_path, columns, metadata)
+    log.info("smoothed %d of %d frames; latent jitter %.4f -> %.4f", usable.sum(), len(usable),
+             jitters["latent"]["before"], jitters["latent"]["after"])  # fmt: skip
+    return metadata

@@ -1,0 +1,265 @@
+"""Per-video pivotal tuning (sg3pipe.pti) on a pseudo video of the shipped synthetic generator: it lowers the
+crop loss, trains only what it should, resumes to the same weights, never renders unusable frames, stops
+early on a plateau but never past ``steps``, and refuses unknown settings.
+
+The pseudo video: six frames of one face (latents ``G.mapping(z0 + 0.3 n_i)``), each rendered with a random
+similarity crop transform and rounded to uint8; the pivots are the true latents plus noise, so the tuned
+generator has to move to reproduce the crops from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors
+import torch
+import torchvision
+
+from sg3pipe.inversion import to_uint8
+from sg3pipe.io.tables import read_table, write_table
+from sg3pipe.metrics.lpips_loader import load_lpips
+from sg3pipe.networks.loading import load_generator, save_generator
+from sg3pipe.pti import EarlyStop, PTISettings, evaluate_l2, pti_loss_table, pti_settings, tune_generator
+from sg3pipe.training import CHECKPOINT
+from sg3pipe.transforms import make_transform
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = ROOT / "models" / "synth_generator.safetensors"
+N_FRAMES = 6
+PIVOT_NOISE = 0.5  # pivot perturbation, in standard deviations of the true latents
+# Twelve steps at 10x the paper's learning rate (the tiny generator moves little at 3e-4 in so few steps).
+TUNE = PTISettings(steps=12, lr=3e-3, batch=2, checkpoint_every=5, seed=0)
+# Measured (seed 0): mean crop l2 of the pivots 0.0484 before, 0.0165 after (ratio 0.34); per frame the ratios
+# are 0.14-0.69 (after ten steps, 0.36 and up to 0.95; with lr 1e-2 one frame got worse: 1.53).
+MEAN_RATIO_MAX = 0.6
+FRAME_RATIO_MAX = 0.9
+# The true latents reproduce the uint8 crops up to rounding, (1/127.5)^2 / 12 = 5.1e-6, and clipping to
+# [0, 255] (measured 5.0e-6 to 3.5e-5); with M in place of inverse(M), 0.07 to 0.12.
+ROUNDING_L2_MAX = 1e-4
+
+
+@pytest.fixture(scope="module")
+def G():
+    return load_generator(GENERATOR)
+
+
+@pytest.fixture(scope="module")
+def video(G):
+    """``(crops [6, 64, 64, 3] uint8, pivots [6, 16, 128], transforms M [6, 3, 3] float64, true latents)``."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(1, G.z_dim, generator=g) + 0.3 * torch.randn(N_FRAMES, G.z_dim, generator=g)
+    rng = np.random.default_rng(1)
+    transforms = make_transform(
+        rng.uniform(-15, 15, N_FRAMES),
+        rng.uniform(-0.06, 0.06, N_FRAMES),
+        rng.uniform(-0.06, 0.06, N_FRAMES),
+        rng.uniform(0.95, 1.05, N_FRAMES),
+    )
+    with torch.no_grad():
+        ws = G.mapping(z)
+        crops = to_uint8(G.synthesis(ws, transform=torch.linalg.inv(torch.from_numpy(transforms)).float()))
+    pivots = ws + PIVOT_NOISE * ws.std() * torch.randn(ws.shape, generator=g)
+    return crops, pivots.numpy(), transforms, ws.numpy()
+
+
+@pytest.fixture(scope="module")
+def tuned(G, video, tmp_path_factory):
+    """One tuning of the pseudo video with :data:`TUNE`, and G's state dict before it."""
+    crops, pivots, transforms, _ = video
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    result = tune_generator(G, crops, pivots, transforms, TUNE, tmp_path_factory.mktemp("pti"))
+    return result, before
+
+
+def subset(video, frames):
+    crops, pivots, transforms, _ = video
+    return crops[frames], pivots[frames], transforms[frames]
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def assert_same_losses(a, b):
+    """Equal loss records, NaN (no LPIPS) equal to NaN."""
+    assert len(a) == len(b)
+    for name, column in pti_loss_table(a).items():
+        np.testing.assert_array_equal(column, pti_loss_table(b)[name], err_msg=name)
+
+
+def test_evaluate_l2_renders_each_frame_with_the_inverse_of_its_crop_transform(G, video):
+    crops, pivots, transforms, ws = video
+    l2 = evaluate_l2(G, crops, ws, transforms)
+    assert l2.shape == (N_FRAMES,) and l2.dtype == np.float64
+    assert (l2 < ROUNDING_L2_MAX).all(), l2
+    # M instead of inverse(M) renders other content: the test can tell the conventions apart.
+    assert (evaluate_l2(G, crops, ws, np.linalg.inv(transforms)) > 100 * ROUNDING_L2_MAX).all()
+    usable = np.array([True, False, True, True, True, False])
+    by_one = evaluate_l2(G, crops, pivots, transforms, usable=usable, batch=1)
+    by_four = evaluate_l2(G, crops, pivots, transforms, usable=usable, batch=4)
+    assert np.isnan(by_one[~usable]).all() and np.isnan(by_four[~usable]).all()
+    np.testing.assert_allclose(by_four[usable], by_one[usable], rtol=1e-4)
+
+
+def test_tuning_lowers_the_crop_loss_of_the_pivots(G, video, tuned):
+    crops, pivots, transforms, _ = video
+    result, _ = tuned
+    start = evaluate_l2(G, crops, pivots, transforms)
+    end = evaluate_l2(result.generator, crops, pivots, transforms)
+    assert end.mean() < MEAN_RATIO_MAX * start.mean(), (start, end)
+    assert (end < FRAME_RATIO_MAX * start).all(), (start, end)
+    assert result.outcome == "completed" and result.done
+    assert [r["step"] for r in result.losses] == list(range(TUNE.steps))
+    for record in result.losses:
+        assert record.keys() == {"step", "loss", "l2", "lpips"}
+        assert record["loss"] == record["l2"] and math.isnan(record["lpips"])  # l2_lambda 1, no LPIPS module
+
+
+def test_tuning_trains_only_the_synthesis_layers_and_leaves_G_alone(G, tuned, tmp_path):
+    result, before = tuned
+    for key, value in before.items():
+        assert torch.equal(G.state_dict()[key], value), f"G's {key} changed"
+    after = result.generator.state_dict()
+    frozen = [k for k in before if k.startswith(("mapping.", "synthesis.input."))]
+    assert "synthesis.input.weight" in frozen and "synthesis.input.affine.weight" in frozen
+    assert "mapping.fc0.weight" in frozen and "mapping.w_avg" in frozen
+    for key in frozen:
+        assert torch.equal(after[key], before[key]), f"{key} changed"
+    trained = [name for name, _ in G.synthesis.named_parameters() if not name.startswith("input.")]
+    unchanged = [name for name in trained if torch.equal(after[f"synthesis.{name}"], before[f"synthesis.{name}"])]
+    assert not unchanged, f"trainable parameters that did not move: {unchanged}"
+    buffers = [f"synthesis.{name}" for name, _ in G.synthesis.named_buffers()]
+    assert all(torch.equal(after[k], before[k]) for k in buffers), "a buffer (magnitude EMA, filter) changed"
+    assert not result.generator.training
+    # The tuned file records the generator it started from.
+    assert result.generator.source == G.source
+    path = save_generator(result.generator, tmp_path / "tuned.safetensors")
+    with safetensors.safe_open(str(path), framework="pt") as f:
+        assert json.loads(f.metadata()["source"])["sha256"] == G.source["sha256"]
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(G, video, tmp_path):
+    crops, pivots, transforms = subset(video, [0, 1, 2, 3])
+    s = PTISettings(steps=4, lr=3e-3, batch=2, checkpoint_every=2, seed=3)
+    first = tune_generator(G, crops, pivots, transforms, s, tmp_path / "split", max_steps_this_run=2)
+    assert first.outcome == "interrupted" and not first.done and len(first.losses) == 2
+    assert (tmp_path / "split" / CHECKPOINT).exists()
+    resumed = tune_generator(G, crops, pivots, transforms, s, tmp_path / "split")
+    straight = tune_generator(G, crops, pivots, transforms, s, tmp_path / "straight")
+    assert resumed.outcome == straight.outcome == "completed"
+    assert_same_losses(resumed.losses, straight.losses)
+    assert_same_weights(resumed.generator, straight.generator)
+    # A finished run's rerun does no more steps.
+    again = tune_generator(G, crops, pivots, transforms, s, tmp_path / "straight")
+    assert_same_losses(again.losses, straight.losses)
+    assert_same_weights(again.generator, straight.generator)
+    # Another video's pivots cannot resume this checkpoint.
+    with pytest.raises(ValueError, match="another config"):
+        tune_generator(G, crops, pivots + 1.0, transforms, s, tmp_path / "straight")
+
+
+def test_unusable_frames_are_never_rendered(G, video, tmp_path):
+    crops, pivots, transforms, _ = video
+    pivots, transforms, crops = pivots.copy(), transforms.copy(), crops.copy()
+    bad = [1, 4]
+    pivots[bad], transforms[bad], crops[bad] = np.nan, np.nan, 255  # as the frames and inversion stages leave them
+    s = PTISettings(steps=3, lr=3e-3, batch=2, checkpoint_every=10, seed=5)
+    with_gaps = tune_generator(G, crops, pivots, transforms, s, tmp_path / "gaps")
+    good = [0, 2, 3, 5]
+    without = tune_generator(G, *subset(video, good), s, tmp_path / "good")
+    # NaN pivots in a batch would make the loss NaN (FloatingPointError); the same draws as on the usable
+    # frames alone give the same run.
+    assert_same_losses(with_gaps.losses, without.losses)
+    assert_same_weights(with_gaps.generator, without.generator)
+    l2 = evaluate_l2(with_gaps.generator, crops, pivots, transforms)
+    assert np.isnan(l2[bad]).all() and np.isfinite(l2[good]).all()
+
+
+def test_no_usable_frame_and_nan_usable_frames_are_errors(G, video, tmp_path):
+    crops, pivots, transforms, _ = video
+    s = PTISettings(steps=1)
+    with pytest.raises(ValueError, match="no usable frame"):
+        tune_generator(G, crops, np.full_like(pivots, np.nan), transforms, s, tmp_path)
+    with pytest.raises(ValueError, match="no usable frame"):
+        tune_generator(G, crops, pivots, transforms, s, tmp_path, usable=np.zeros(N_FRAMES, bool))
+    nan_pivots = pivots.copy()
+    nan_pivots[2] = np.nan
+    with pytest.raises(ValueError, match=r"frames \[2\] are marked usable"):
+        tune_generator(G, crops, nan_pivots, transforms, s, tmp_path, usable=np.ones(N_FRAMES, bool))
+    with pytest.raises(ValueError, match="crops"):
+        tune_generator(G, crops[:, :32, :32], pivots, transforms, s, tmp_path)
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_early_stop_ends_a_flat_run_and_never_runs_past_steps(G, video, tmp_path):
+    # lr 0 and a batch of both frames: every step's loss is the same.
+    two = subset(video, [0, 3])
+    flat = PTISettings(steps=50, lr=0.0, batch=2, checkpoint_every=100, early_stop_patience=2)
+    result = tune_generator(G, *two, flat, tmp_path / "flat")
+    assert result.outcome == "early_stop" and result.done
+    assert len(result.losses) == 4  # 2 steps fill the first window, 2 more without progress
+    rerun = tune_generator(G, *two, flat, tmp_path / "flat")  # the stop is in the checkpoint
+    assert rerun.outcome == "early_stop"
+    assert_same_losses(rerun.losses, result.losses)
+    patient = PTISettings(steps=3, lr=0.0, batch=2, checkpoint_every=100, early_stop_patience=50)
+    result = tune_generator(G, *two, patient, tmp_path / "patient")
+    assert result.outcome == "completed" and len(result.losses) == 3
+
+
+def test_early_stop_rule():
+    def stop_step(losses, patience, min_delta=0.01):
+        rule = EarlyStop(patience, min_delta)
+        return next((i + 1 for i, loss in enumerate(losses) if rule.update(loss)), None)
+
+    assert stop_step([1.0] * 100, 5) == 10
+    assert stop_step([1.0] * 100, 0) is None  # off
+    assert stop_step([0.95**i for i in range(300)], 5) is None  # 5% better every step is progress
+    # Progress, then a plateau: stops `patience` window means after the last one that improved.
+    losses = [1.0, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25]
+    assert stop_step(losses, 2) == 6  # best window mean at step 4 (0.25); steps 5 and 6 do not beat it by 1%
+    rng = np.random.default_rng(0)
+    noisy = 1.0 + 0.05 * rng.standard_normal(1000)  # no trend: stops, and well before 1000 steps
+    assert stop_step(noisy, 10) < 200
+    assert stop_step([math.nan] * 10, 3) == 5  # a NaN window never counts as progress
+
+
+def test_lpips_term(G, video, tmp_path):
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), tmp_path / "alexnet.pth")
+    lpips = load_lpips(tmp_path / "alexnet.pth", "alex")
+    s = PTISettings(steps=2, lr=3e-3, batch=2, lpips_lambda=0.5, checkpoint_every=10)
+    result = tune_generator(G, *subset(video, [0, 1]), s, tmp_path / "pti", lpips=lpips)
+    for r in result.losses:
+        assert r["lpips"] > 0 and r["loss"] == pytest.approx(r["l2"] + 0.5 * r["lpips"], rel=1e-6)
+    # The checkpoint belongs to a run with this LPIPS module: a run without one cannot resume it.
+    with pytest.raises(ValueError, match="another config"):
+        tune_generator(G, *subset(video, [0, 1]), s, tmp_path / "pti", lpips=None)
+
+
+def test_loss_table(tuned, tmp_path):
+    result, _ = tuned
+    columns = pti_loss_table(result.losses)
+    write_table(tmp_path / "losses.parquet", columns, {"what": "pti losses"})
+    table, _ = read_table(tmp_path / "losses.parquet")
+    assert list(table.columns) == ["step", "loss", "l2", "lpips"]
+    assert table["step"].tolist() == list(range(TUNE.steps))
+    np.testing.assert_array_equal(table["loss"], [r["loss"] for r in result.losses])
+    assert table["lpips"].isna().all()
+
+
+def test_settings_from_config():
+    assert pti_settings(None) == PTISettings()
+    assert pti_settings({"steps": 8000, "batch": 4}) == PTISettings(steps=8000, batch=4)
+    with pytest.raises(ValueError, match=r"\['learning_rate', 'stepz'\]"):
+        pti_settings({"stepz": 10, "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        pti_settings({"batch": 0})
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        tune_generator(None, None, None, None, PTISettings(checkpoint_every=0), "unused")
