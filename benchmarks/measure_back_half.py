@@ -1,0 +1,127 @@
+"""The back half measured on the bundled synthetic videos, whose truth is known: run after the main job
+(`python -m snakemake --cores 2`), reads its results/.
+
+Per video, prints:
+* the transform error against the true pose (the transforms the frames stage computes from the renderer's
+  true landmarks) before and after smoothing: mean angle error in degrees, mean shift error in image widths;
+* PTI: the mean L2 of the transformed render to the source crops before and after tuning, and the drop;
+* the `smile` edit (or --edit): share of usable frames whose synthetic-classifier smile score rises on the
+  PTI generator's aligned render against the unedited one, mean identity similarity of the edit to the
+  reconstruction (dlib), and TL-ID / TG-ID from metrics.parquet;
+* paste-back: the largest change of a source pixel where the warped face mask is exactly 0 (must be 0).
+
+    python benchmarks/measure_back_half.py
+    python benchmarks/measure_back_half.py --videos synth_a synth_b --edit smile --factor 2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sg3pipe import load_generator
+from sg3pipe.editing.classifiers import load_scorer
+from sg3pipe.faces.alignment import ffhq_quad
+from sg3pipe.faces.crop_transforms import crop_transforms
+from sg3pipe.io.tables import column_array, read_table
+from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
+from sg3pipe.render.preview import to_uint8
+from sg3pipe.render.variants import base_variants, edit_variants, factor_label
+from sg3pipe.render.videos import render_images
+from sg3pipe.temporal import smoothing_settings
+from sg3pipe.video.decode import read_frames
+
+
+def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs((a - b + 180) % 360 - 180)
+
+
+def transform_errors(frames, smoothed, truth, usable) -> dict:
+    window = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)
+    n = len(frames)
+    expected = crop_transforms(ffhq_quad(column_array(truth, "landmarks", (68, 2))[:n].astype(np.float64)), window)
+    out = {}
+    for name, table in (("raw", frames), ("smoothed", smoothed)):
+        angle = angle_difference(table["angle_deg"].to_numpy(), expected["angle_deg"])[usable]
+        shift = np.hypot(table["tx"] - expected["tx"], table["ty"] - expected["ty"]).to_numpy()[usable]
+        out[name] = (angle.mean(), shift.mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--videos", nargs="+", default=["synth_a", "synth_b"])
+    parser.add_argument("--edit", default="smile")
+    parser.add_argument("--factor", type=float, default=2.0)
+    parser.add_argument("--attribute", default="smiling")
+    parser.add_argument("--generator", default="models/synth_generator.safetensors")
+    parser.add_argument("--classifier", default="models/synth_classifier.safetensors")
+    args = parser.parse_args()
+    results = Path(args.results)
+    G = load_generator(args.generator)
+    scorer = load_scorer({"kind": "synthetic", "path": args.classifier})
+    identity = IdentityModel()
+    for video in args.videos:
+        folder = results / video
+        frames, _ = read_table(folder / "frames.parquet")
+        latents, latents_meta = read_table(folder / "latents.parquet")
+        smoothed, smoothed_meta = read_table(folder / "smoothed.parquet")
+        truth, _ = read_table(Path("samples") / f"{video}.truth.parquet")
+        usable = smoothed["usable"].to_numpy().astype(bool)
+        errors = transform_errors(frames, smoothed, truth, usable)
+        print(f"{video}: {usable.sum()} of {len(usable)} frames usable")
+        for name, (angle, shift) in errors.items():
+            print(f"  transform error {name:8s}: {angle:.3f} deg, {shift:.4f} image widths")
+        _, pti_meta = read_table(folder / "pti" / "loss.parquet")
+        drop = 1 - pti_meta["end_l2"] / pti_meta["start_l2"]
+        print(f"  PTI mean L2 {pti_meta['start_l2']:.5f} -> {pti_meta['end_l2']:.5f} ({drop:.0%} lower)")
+
+        G_pti = load_generator(folder / "pti" / "generator.safetensors")
+        edits, edits_meta = read_table(folder / "edits" / f"{args.edit}.parquet")
+        variants = base_variants(latents, latents_meta, frames, smoothed)
+        settings = smoothing_settings(smoothed_meta["smooth"])
+        edited = edit_variants(
+            args.edit, edits, edits_meta, usable, variants[1].ws, variants[1].transforms, settings, G
+        )
+        name = f"edit-{args.edit}-{factor_label(args.factor)}"
+        edit = next(v for v in edited if v.name == name)
+        rows = np.flatnonzero(usable)
+        with torch.no_grad():
+            before = render_images(G_pti, variants[2], rows, with_transform=False)
+            after = render_images(G_pti, edit, rows, with_transform=False)
+            attribute = scorer.names.index(args.attribute)
+            rise = scorer(after)[:, attribute] > scorer(before)[:, attribute]
+        similarity = identity.similarity(to_uint8(after), to_uint8(before))
+        metrics, metrics_meta = read_table(folder / "metrics.parquet")
+        consistency = metrics_meta["summary"].get(name, {})
+        print(
+            f"  {name}: {args.attribute} score rises on {rise.float().mean():.1%} of usable frames; identity to the"
+            f" reconstruction {similarity.mean():.3f} (min {similarity.min():.3f}); TL-ID"
+            f" {consistency.get('tl_id', float('nan')):.3f}, TG-ID {consistency.get('tg_id', float('nan')):.3f}"
+        )
+
+        source = np.concatenate([b.images for b in read_frames(Path("samples") / f"{video}.mp4")])[rows]
+        quad = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)
+        landmarks = column_array(frames, "landmarks", (68, 2)).astype(np.float64)
+        r = G.img_resolution
+        masks = face_mask(frame_to_crop(landmarks[rows], quad, r), r, 0.02 * r, 0.06 * r)
+        with torch.no_grad():
+            crops = to_uint8(render_images(G_pti, edit, rows))
+        # Where the warped mask is above 0: pasting a crop and its negative there gives different pixels.
+        inside = (paste_back(source, crops, quad, masks) != paste_back(source, 255 - crops, quad, masks)).any(-1)
+        pasted = paste_back(source, crops, quad, masks).astype(int)
+        outside = np.abs(pasted - source).max(axis=-1)[~inside].max()
+        inner = np.abs(pasted - source).mean(axis=-1)[inside].mean()
+        print(
+            f"  paste-back: mask covers {inside.mean():.1%} of frame pixels; outside it the largest change of a"
+            f" source pixel is {outside} levels; inside, the mean change is {inner:.1f} levels"
+        )
+
+
+if __name__ == "__main__":
+    main()
