@@ -41,8 +41,12 @@ from torch import nn
 
 from sg3pipe.frames import settings as settings_from_config
 from sg3pipe.inversion import to_tensor
+from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.training import resume, save_checkpoint
+from sg3pipe.video.decode import read_frames
 
 log = logging.getLogger(__name__)
 
@@ -420,10 +424,6 @@ def tune_video(
         The :class:`PTIResult`; when it is ``interrupted`` nothing but the checkpoint is written, and a rerun
         resumes.
     """
-    from sg3pipe.io.tables import column_array, read_table, write_table
-    from sg3pipe.networks.loading import save_generator
-    from sg3pipe.video.decode import read_frames
-
     frames, _ = read_table(paths["frames"])
     latents, meta = read_table(paths["latents"])
     ws = column_array(latents, "latent", tuple(meta["shapes"]["latent"]))
@@ -459,8 +459,6 @@ def _loss_curve(losses: list[dict], path: str | os.PathLike) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sg3pipe.io.atomic import atomic_path
 
     table = pti_loss_table(losses)
     fig, ax = plt.subplots(figsize=(6, 3.5))
