@@ -105,12 +105,24 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
     torch.manual_seed(0)
     path = save_classifier(SynthAttributeNet(list(LABELS), resolution=32, widths=(4, 8)), tmp_path / "c.safetensors")
     cfg = GeneratorTrainingConfig(
-        resolution=32, feature_lambda=1.0, attribute_lambda=1.0, landmark_weight=10.0, landmark_sigma_px=1.5
+        resolution=32,
+        feature_lambda=1.0,
+        attribute_lambda=1.0,
+        landmark_weight=10.0,
+        landmark_sigma_px=1.5,
+        highpass_lambda=1.0,
     )
     classifier = load_classifier(path)
     same = distillation_loss(target.images, target, cfg, classifier)
-    assert set(same) == {"l2", "features", "attribute"}
-    assert same["l2"] == 0 and same["features"] == 0 and same["attribute"] > 0  # an untrained classifier errs
+    assert set(same) == {"l2", "features", "attribute", "highpass"}
+    assert same["l2"] == 0 and same["features"] == 0 and same["highpass"] == 0
+    assert same["attribute"] > 0  # an untrained classifier errs
+    # The high-pass term sees a blur (lost detail) but not a change of the mean colour, which L2 does.
+    from sg3pipe.synth.generator_training import high_pass
+
+    blurred = target.images - high_pass(target.images)
+    assert distillation_loss(blurred, target, cfg, None)["highpass"] > 0
+    assert distillation_loss(target.images + 0.1, target, cfg, None)["highpass"] < 1e-10
     # An error on the landmarks costs more than the same error in a corner, by the landmark weight.
     moved = target.images.clone()
     moved[0, :, y, x] += 0.5
