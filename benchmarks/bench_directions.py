@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from timing import best_time
+from timing import batch_ratio
 
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
@@ -32,13 +32,14 @@ def main() -> None:
     device = pick_device(args.device)
     G = load_generator(args.generator, device)
     scorer = load_scorer({"kind": "synthetic", "path": args.classifier}, device)
-    rates = {}
-    for batch in (1, args.batch):
-        settings = SamplingSettings(n=args.samples, batch=batch)
-        best = best_time(lambda settings=settings: sample_chunk(G, scorer, 0, args.samples, settings), args.repeats)
-        rates[batch] = args.samples / best
-        print(f"batch {batch:3d}: {rates[batch]:7.1f} samples/s ({args.samples} samples in {best:.2f} s)")
-    print(f"ratio batch {args.batch} / batch 1: {rates[args.batch] / rates[1]:.2f}x on {device}")
+    ratio = batch_ratio(
+        lambda batch: sample_chunk(G, scorer, 0, args.samples, SamplingSettings(n=args.samples, batch=batch)),
+        args.samples,
+        args.batch,
+        args.repeats,
+        "samples",
+    )
+    print(f"ratio batch {args.batch} / batch 1: {ratio:.2f}x on {device}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 import torch
-from timing import best_time
+from timing import batch_ratio
 
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
@@ -52,14 +52,15 @@ def main() -> None:
     offsets[:, rng.choice(channels, 16, replace=False)] = 1.0
     variants = [Variant("w", ws, transforms, "base"), Variant("s", ws, transforms, "base", style_offsets=offsets)]
     for variant in variants:
-        rates = {}
-        for batch in (1, args.batch):
-            best = best_time(lambda b=batch, v=variant: render_all(G, v, args.frames, b), args.repeats)
-            rates[batch] = args.frames / best
-            print(
-                f"{variant.name} batch {batch:3d}: {rates[batch]:7.1f} frames/s ({args.frames} frames in {best:.2f} s)"
-            )
-        print(f"{variant.name} ratio batch {args.batch} / batch 1: {rates[args.batch] / rates[1]:.2f}x on {device}")
+        ratio = batch_ratio(
+            lambda batch, v=variant: render_all(G, v, args.frames, batch),
+            args.frames,
+            args.batch,
+            args.repeats,
+            "frames",
+            f"{variant.name} ",
+        )
+        print(f"{variant.name} ratio batch {args.batch} / batch 1: {ratio:.2f}x on {device}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from sg3pipe.render.preview import to_uint8
 from sg3pipe.render.variants import base_variants, edit_variants, factor_label
 from sg3pipe.render.videos import render_images
 from sg3pipe.temporal import smoothing_settings
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames
 
 
 def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -105,7 +105,7 @@ def main() -> None:
             f" {consistency.get('tl_id', float('nan')):.3f}, TG-ID {consistency.get('tg_id', float('nan')):.3f}"
         )
 
-        source = np.concatenate([b.images for b in read_frames(Path("samples") / f"{video}.mp4")])[rows]
+        source = read_all_frames(Path("samples") / f"{video}.mp4")[rows]
         quad = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)
         landmarks = column_array(frames, "landmarks", (68, 2)).astype(np.float64)
         r = G.img_resolution

@@ -19,3 +19,14 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def batch_ratio(run: Callable[[int], object], n: int, batch: int, repeats: int, unit: str, label: str = "") -> float:
+    """Time ``run(1)`` and ``run(batch)``, each handling the same ``n`` items, print the items/s of both, and
+    return how many times faster the batch is per item."""
+    rates = {}
+    for size in (1, batch):
+        best = best_time(lambda size=size: run(size), repeats)
+        rates[size] = n / best
+        print(f"{label}batch {size:3d}: {rates[size]:7.1f} {unit}/s ({n} {unit} in {best:.2f} s)")
+    return rates[batch] / rates[1]

@@ -8,7 +8,7 @@ from sg3pipe.devices import pick_device
 from sg3pipe.editing.dci_table import dci_factors, dci_table, encoder_codes
 from sg3pipe.editing.sampling import SamplingSettings, sample_arrays
 from sg3pipe.io.atomic import atomic_path
-from sg3pipe.io.tables import read_table, write_table
+from sg3pipe.io.tables import read_table, write_frame
 from sg3pipe.provenance import provenance
 from sg3pipe.scripting import rule_logging
 
@@ -32,6 +32,6 @@ with rule_logging(snakemake.log[0], snakemake.threads, "rule dci"):
     text = table.round(3).to_string(index=False)
     logging.info("\n%s", text)
     record = provenance({"analysis": analysis}, models)
-    write_table(snakemake.output.table, {c: table[c].to_numpy() for c in table.columns}, {"provenance": record})
+    write_frame(snakemake.output.table, table, {"provenance": record})
     with atomic_path(snakemake.output.text) as tmp:
         tmp.write_text(f"DCI ({analysis['dci_regressor']} importances, {len(samples)} samples)\n{text}\n")

@@ -9,7 +9,7 @@ from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.editing.flips import describe_flips, flip_tables
 from sg3pipe.editing.sampling import SamplingSettings
 from sg3pipe.io.atomic import atomic_path
-from sg3pipe.io.tables import write_table
+from sg3pipe.io.tables import write_frame
 from sg3pipe.provenance import provenance
 from sg3pipe.scripting import rule_logging
 
@@ -27,6 +27,6 @@ with rule_logging(snakemake.log[0], snakemake.threads, "rule flip_table"):
     logging.info("\n%s", text)
     models = {"generator": snakemake.input.generator, "scorer": snakemake.input.scorer}
     record = provenance({"analysis": analysis}, models)
-    write_table(snakemake.output.table, {c: table[c].to_numpy() for c in table.columns}, {"provenance": record})
+    write_frame(snakemake.output.table, table, {"provenance": record})
     with atomic_path(snakemake.output.text) as tmp:
         tmp.write_text(text)

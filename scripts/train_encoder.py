@@ -15,10 +15,10 @@ from sg3pipe.encoder_training import (
     synthetic_source,
     train_encoder,
 )
-from sg3pipe.frames import settings
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.loading import load_generator
 from sg3pipe.networks.restyle import save_encoder
+from sg3pipe.settings import settings
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 

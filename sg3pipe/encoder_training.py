@@ -132,12 +132,12 @@ def aligned_video_source(videos: list[str | os.PathLike], tables: list[str | os.
     from sg3pipe.frames import USABLE
     from sg3pipe.inversion import to_tensor
     from sg3pipe.io.tables import read_table
-    from sg3pipe.video.decode import read_frames
+    from sg3pipe.video.decode import read_all_frames
 
     kept = []
     for video, table in zip(videos, tables, strict=True):
         usable = read_table(table)[0]["status"].isin(USABLE).to_numpy()
-        frames = np.concatenate([batch.images for batch in read_frames(video)])
+        frames = read_all_frames(video)
         if len(frames) != len(usable):
             raise ValueError(f"{video} has {len(frames)} frames but {table} has {len(usable)} rows; rerun rule frames")
         kept.append(frames[usable])

@@ -55,6 +55,7 @@ from sg3pipe.faces.landmarks import make_detector, make_predictor, read_landmark
 from sg3pipe.faces.tracking import FaceFrame, FaceTracker, read_face_track
 from sg3pipe.io.tables import write_table
 from sg3pipe.provenance import provenance
+from sg3pipe.settings import settings
 from sg3pipe.video.decode import read_frames
 from sg3pipe.video.probe import VideoInfo, probe_video
 from sg3pipe.video.writer import write_video
@@ -123,15 +124,6 @@ class AlignSettings:
     border: str = "reflect"  # how crops are filled beyond the frame: reflect | edge | constant
     max_gap: int = 5  # longest run of faceless frames filled by interpolation
     use_scale: bool = False  # whether `transform` includes the scale term
-
-
-def settings(cls, config: dict | None):
-    """A settings dataclass from its config section, failing on unknown keys."""
-    config = dict(config or {})
-    unknown = set(config) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}")
-    return cls(**config)
 
 
 @dataclass

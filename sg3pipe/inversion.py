@@ -37,12 +37,13 @@ import torch
 from tqdm import tqdm
 
 from sg3pipe.devices import pick_device
-from sg3pipe.frames import STATUSES, USABLE, settings
+from sg3pipe.frames import STATUSES, USABLE
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.projector import ProjectorSettings, project, reconstruction_loss
 from sg3pipe.provenance import provenance
+from sg3pipe.settings import settings
 from sg3pipe.video.decode import read_frames
 
 log = logging.getLogger(__name__)

@@ -39,14 +39,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from sg3pipe.frames import settings as settings_from_config
 from sg3pipe.inversion import to_tensor
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.settings import settings as settings_from_config
 from sg3pipe.training import resume, save_checkpoint
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames
 
 log = logging.getLogger(__name__)
 
@@ -282,9 +282,7 @@ def _step(
     lpips: nn.Module | None,
 ) -> dict:
     """One Adam step on the batch of ``frames`` ``[B]``; returns the loss record (without ``step``)."""
-    rows = torch.from_numpy(frames).to(video.ws.device)
-    render = G.synthesis(video.ws[rows], transform=video.synthesis_transforms[rows])
-    target = to_tensor(video.crops[frames]).to(render.device)
+    render, target = _render(G, video, frames)
     l2 = (render - target).square().mean()
     loss = s.l2_lambda * l2
     lpips_value = math.nan
@@ -296,6 +294,13 @@ def _step(
     loss.backward()
     optimizer.step()
     return {"loss": loss.item(), "l2": l2.item(), "lpips": lpips_value}
+
+
+def _render(G: Generator, video: _Video, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The renders of ``frames [B]`` with their pivots and transforms, and their crops, ``[B, 3, R, R]`` each."""
+    rows = torch.from_numpy(frames).to(video.ws.device)
+    render = G.synthesis(video.ws[rows], transform=video.synthesis_transforms[rows])
+    return render, to_tensor(video.crops[frames]).to(render.device)
 
 
 def evaluate_l2(
@@ -321,9 +326,7 @@ def evaluate_l2(
     with torch.no_grad():
         for start in range(0, len(video.index), batch):
             frames = video.index[start : start + batch]
-            rows = torch.from_numpy(frames).to(video.ws.device)
-            render = G.synthesis(video.ws[rows], transform=video.synthesis_transforms[rows])
-            target = to_tensor(video.crops[frames]).to(render.device)
+            render, target = _render(G, video, frames)
             out[frames] = (render - target).square().mean(dim=(1, 2, 3)).double().cpu().numpy()
     return out
 
@@ -429,7 +432,7 @@ def tune_video(
     ws = column_array(latents, "latent", tuple(meta["shapes"]["latent"]))
     transforms = column_array(frames, "transform", (3, 3)).astype(np.float64)
     usable = latents["inverted"].to_numpy().astype(bool)
-    crops = np.concatenate([batch.images for batch in read_frames(paths["crops"])])
+    crops = read_all_frames(paths["crops"])
     if len(crops) != len(ws):
         raise ValueError(f"{paths['crops']} holds {len(crops)} frames but {paths['latents']} lists {len(ws)}; "
                          "rerun the frames and encode rules for this video")  # fmt: skip

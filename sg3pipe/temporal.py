@@ -30,6 +30,7 @@ from scipy.ndimage import correlate1d
 
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.temporal import jitter
+from sg3pipe.settings import settings
 from sg3pipe.transforms import make_transform, transform_params
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,7 @@ class SmoothingSettings:
 
 def smoothing_settings(config: dict | None) -> SmoothingSettings:
     """Settings from the ``smooth`` config dict (missing keys keep their defaults, unknown keys are an error)."""
-    config = dict(config or {})
-    known = set(SmoothingSettings.__dataclass_fields__)
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"unknown smooth settings {unknown}; known: {sorted(known)}")
-    if config.get("fine_rows") is not None:
-        config["fine_rows"] = tuple(int(v) for v in config["fine_rows"])
-    return SmoothingSettings(**config)
+    return settings(SmoothingSettings, config)
 
 
 def filter_taps(settings: SmoothingSettings) -> np.ndarray:
@@ -127,23 +121,28 @@ def smooth_latents(ws: np.ndarray, usable: np.ndarray, settings: SmoothingSettin
     return smooth_series(ws, usable, filter_taps(settings)).astype(np.float32)
 
 
+def transform_series(transforms: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """The parameters ``[N, 4]`` (angle in degrees, tx, ty, scale) of similarity matrices ``[N, 3, 3]``, the
+    angle unwrapped over the usable frames (a turn through +-180 degrees stays continuous); NaN on unusable rows."""
+    params = np.full((len(transforms), 4), np.nan)
+    if usable.any():
+        angle, tx, ty, scale = transform_params(np.asarray(transforms, dtype=np.float64)[usable])
+        params[usable] = np.stack([np.unwrap(angle, period=360.0), tx, ty, scale], axis=1)
+    return params
+
+
 def smooth_transforms(transforms: np.ndarray, usable: np.ndarray, settings: SmoothingSettings) -> dict[str, np.ndarray]:
-    """Smooth similarity matrices ``[N, 3, 3]`` through their parameters.
+    """Smooth similarity matrices ``[N, 3, 3]`` through their parameters (:func:`transform_series`).
 
     Returns:
-        ``{"angle_deg", "tx", "ty", "scale": [N] float64, "transform": [N, 3, 3]}``: the angle unwrapped
-        before filtering (a turn through +-180 degrees does not average to 0), the matrices rebuilt with
-        :func:`sg3pipe.transforms.make_transform`; NaN on unusable rows. With ``transforms=False`` settings,
-        the parameters of the input.
+        ``{"angle_deg", "tx", "ty", "scale": [N] float64, "transform": [N, 3, 3]}``: the smoothed parameters
+        (the angle unwrapped before filtering, so a turn through +-180 degrees does not average to 0) and the
+        matrices rebuilt with :func:`sg3pipe.transforms.make_transform`; NaN on unusable rows. With
+        ``transforms=False`` settings, the parameters of the input.
     """
     usable = np.asarray(usable, dtype=bool)
-    angle, tx, ty, scale = (np.full(len(transforms), np.nan) for _ in range(4))
-    if usable.any():
-        a, x, y, s = transform_params(np.asarray(transforms, dtype=np.float64)[usable])
-        angle[usable], tx[usable], ty[usable], scale[usable] = np.unwrap(a, period=360.0), x, y, s
-    params = np.stack([angle, tx, ty, scale], axis=1)
     taps = filter_taps(settings) if settings.transforms else np.ones(1)
-    angle, tx, ty, scale = smooth_series(params, usable, taps).T
+    angle, tx, ty, scale = smooth_series(transform_series(transforms, usable), usable, taps).T
     matrices = np.full((len(usable), 3, 3), np.nan)
     if usable.any():
         matrices[usable] = make_transform(angle[usable], tx[usable], ty[usable], scale[usable])
@@ -180,8 +179,7 @@ def smooth_video(
     transforms = column_array(frames, "transform", (3, 3)).astype(np.float64)
     smoothed_ws = smooth_latents(ws, usable, settings)
     smoothed = smooth_transforms(transforms, usable, settings)
-    raw_params = dict(zip(("angle_deg", "tx", "ty", "scale"), transform_params(np.nan_to_num(transforms)), strict=True))
-    raw_params["angle_deg"] = np.unwrap(np.where(usable, raw_params["angle_deg"], 0.0), period=360.0)
+    raw_params = dict(zip(("angle_deg", "tx", "ty", "scale"), transform_series(transforms, usable).T, strict=True))
     jitters = {"latent": {"before": jitter(ws, usable), "after": jitter(smoothed_ws, usable)}}
     for name, values in raw_params.items():
         jitters[name] = {"before": jitter(values, usable), "after": jitter(smoothed[name], usable)}

@@ -19,12 +19,12 @@ from sg3pipe.frames import (
     build_frames,
     fill_gaps,
     prefetch,
-    settings,
     write_pair,
 )
 from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.settings import settings
 from sg3pipe.transforms import make_transform, transform_params
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames, read_frames
 from sg3pipe.video.errors import VideoError
 from sg3pipe.video.writer import write_video
 
@@ -38,8 +38,8 @@ def run(tmp_path, video, config=None, **options):
     out = {name: tmp_path / name for name in ("frames.parquet", "aligned.mkv", "crops.mkv")}
     build_frames(video, out["frames.parquet"], out["aligned.mkv"], out["crops.mkv"], config or {}, **options)
     table, meta = read_table(out["frames.parquet"])
-    aligned = np.concatenate([b.images for b in read_frames(out["aligned.mkv"])])
-    crops = np.concatenate([b.images for b in read_frames(out["crops.mkv"])])
+    aligned = read_all_frames(out["aligned.mkv"])
+    crops = read_all_frames(out["crops.mkv"])
     return table, meta, aligned, crops
 
 

@@ -15,7 +15,7 @@ from sg3pipe.synth.clips import MAX_ANGLE, ClipSpec, clip_params, write_clip
 from sg3pipe.synth.params import NUM_PARAMS, PARAM_NAMES
 from sg3pipe.synth.renderer import attribute_labels, pixel_landmarks, render
 from sg3pipe.transforms import make_transform
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames
 from sg3pipe.video.probe import probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,7 @@ def test_video_has_the_frames_and_rate_of_its_ground_truth(clip):
 
 def test_decoded_frames_match_re_rendered_ground_truth(clip):
     video, table, metadata = clip
-    frames = np.concatenate([batch.images for batch in read_frames(video)])
+    frames = read_all_frames(video)
     params = torch.from_numpy(column_array(table, "params", (NUM_PARAMS,)))
     picks = [0, int(np.argmax(table["eyes_closed"])), len(table) // 2, len(table) - 1]
     rendered = render(params[picks], metadata["resolution"]).images

@@ -132,7 +132,7 @@ def test_unusable_transforms_are_nan_rows():
 
 def test_settings_are_checked():
     assert smoothing_settings({"filter": "gaussian", "sigma": 1.5, "fine_rows": [8, 15]}).fine_rows == (8, 15)
-    with pytest.raises(ValueError, match="unknown smooth settings"):
+    with pytest.raises(ValueError, match="unknown SmoothingSettings keys"):
         smoothing_settings({"sigmaa": 1.0})
     with pytest.raises(ValueError, match="use one of"):
         smoothing_settings({"filter": "box"})

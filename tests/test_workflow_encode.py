@@ -19,7 +19,7 @@ from sg3pipe.networks.encoders import BackboneEncoder, official_config
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.restyle import ReStyleEncoder, load_encoder, save_encoder
 from sg3pipe.provenance import file_sha256
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "samples" / "synth_a.mp4"
@@ -81,7 +81,7 @@ def test_encode_rule_inverts_every_usable_frame_and_keeps_every_row(tmp_path, se
     assert table["crop_l2"][usable].notna().all() and table["lpips"].isna().all()
 
     # The rule's batches give what one direct call of the encoder gives on the aligned crops.
-    aligned = np.concatenate([b.images for b in read_frames(tmp_path / "results" / "synth_a" / "aligned.mkv")])
+    aligned = read_all_frames(tmp_path / "results" / "synth_a" / "aligned.mkv")
     ws, _ = load_encoder(setup["models"]["encoder"]).invert(to_tensor(aligned[usable]), n_iters=2)
     np.testing.assert_allclose(latents[usable], ws.numpy(), atol=1e-5)
     assert meta["provenance"]["models"]["encoder"]["sha256"] == file_sha256(setup["models"]["encoder"])

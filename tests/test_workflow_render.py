@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sg3pipe.io.tables import column_array, read_table, write_table
-from sg3pipe.video.decode import read_frames
+from sg3pipe.video.decode import read_all_frames
 from sg3pipe.video.probe import probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,10 +56,6 @@ def run(tmp_path_factory) -> Path:
     return folder / "results"
 
 
-def frames_of(path: Path) -> np.ndarray:
-    return np.concatenate([batch.images for batch in read_frames(path)])
-
-
 def test_every_video_has_every_frame_at_the_source_rate(run):
     names = ["reconstruction", "smoothed", "pti", "edit-smile--2", "edit-smile-2", "edit-hair_s-3", "fov",
              "side_by_side", "pasteback-smile--2", "pasteback-smile-2", "pasteback-hair_s-3"]  # fmt: skip
@@ -74,12 +70,12 @@ def test_every_video_has_every_frame_at_the_source_rate(run):
 
 
 def test_unusable_frames_pass_the_source_through(run):
-    crops = frames_of(run / "synth_a" / "crops.mkv")
-    source = frames_of(CLIP)[:FRAMES]
+    crops = read_all_frames(run / "synth_a" / "crops.mkv")
+    source = read_all_frames(CLIP)[:FRAMES]
     lost = np.array(list(LOST))
     kept = np.setdiff1d(np.arange(FRAMES), lost)
-    edit = frames_of(run / "synth_a" / "videos" / "edit-smile-2.mp4")
-    pasted = frames_of(run / "synth_a" / "videos" / "pasteback-smile-2.mp4")
+    edit = read_all_frames(run / "synth_a" / "videos" / "edit-smile-2.mp4")
+    pasted = read_all_frames(run / "synth_a" / "videos" / "pasteback-smile-2.mp4")
 
     def mean_levels(a, b):  # mean absolute luma difference per frame
         luma = np.array([0.299, 0.587, 0.114])

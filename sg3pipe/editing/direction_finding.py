@@ -21,7 +21,7 @@ import pandas as pd
 
 from sg3pipe.editing.directions import fit_boundary, load_boundary, projection_std, save_boundary, style_direction
 from sg3pipe.io.atomic import atomic_path
-from sg3pipe.io.tables import write_table
+from sg3pipe.io.tables import write_frame
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,9 @@ def find_directions(
             }
         )
     table = pd.DataFrame(rows)
-    write_table(
+    write_frame(
         out_dir / "directions.parquet",
-        {c: table[c].to_numpy() for c in table.columns},
+        table,
         {"provenance": provenance or {}, "settings": asdict(settings), "factor_units": __doc__.split("\n\n")[1]},
     )
     return table

@@ -265,6 +265,23 @@ def flatten_styles(styles: dict[str, torch.Tensor | np.ndarray]) -> tuple[np.nda
     return np.concatenate(parts, axis=1), layout
 
 
+def flat_styles_of(G, ws: np.ndarray, rows: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Flat StyleSpace codes (:func:`flatten_styles` layout) of the latents ``ws [N, num_ws, w_dim]`` on
+    ``rows`` (indices), ``batch`` at a time on ``G``'s device.
+
+    Returns:
+        ``[N, C]`` float32, NaN on the rows not listed.
+    """
+    channels = sum(getattr(G.synthesis, name).in_channels for name in G.synthesis.layer_names)
+    flat = np.full((len(ws), channels), np.nan, dtype=np.float32)
+    device = G.mapping.w_avg.device
+    with torch.no_grad():
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            flat[part] = flatten_styles(G.synthesis.styles(torch.from_numpy(ws[part]).to(device)))[0]
+    return flat
+
+
 def unflatten_styles(
     flat: np.ndarray | torch.Tensor, layout: list[tuple[str, int]], input_style: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg3pipe.editing.directions import flatten_styles, load_boundary, render_flat_styles
+from sg3pipe.editing.directions import flat_styles_of, load_boundary, render_flat_styles
 from sg3pipe.editing.edits import EditSpec, edit_latents, edit_styles, factor_in_raw_units
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.stylegan3 import Generator
@@ -83,13 +83,7 @@ def edit_video(
     if spec.space == "s":
         if G is None:
             raise ValueError(f"edit {spec.name!r} is in StyleSpace: it needs the generator")
-        styles = np.full((len(ws), int(direction.shape[0])), np.nan, dtype=np.float32)
-        done = np.isfinite(ws).all(axis=(1, 2))
-        with torch.no_grad():
-            for start in range(0, int(done.sum()), batch):
-                rows = np.flatnonzero(done)[start : start + batch]
-                batch_ws = torch.from_numpy(ws[rows]).to(G.mapping.w_avg.device)
-                styles[rows] = flatten_styles(G.synthesis.styles(batch_ws))[0]
+        styles = flat_styles_of(G, ws, np.flatnonzero(np.isfinite(ws).all(axis=(1, 2))), batch)
         columns["styles"] = np.stack([edit_styles(styles, direction, f) for f in raw], axis=1)
         shapes = {"latent": list(shape), "styles": [len(raw), styles.shape[1]]}
     else:

@@ -47,6 +47,11 @@ def write_table(path: str | os.PathLike, columns: dict[str, Any], metadata: dict
         pq.write_table(table, tmp)
 
 
+def write_frame(path: str | os.PathLike, frame: pd.DataFrame, metadata: dict[str, Any]) -> None:
+    """Write a pandas frame of 1-D columns with :func:`write_table` (one column per frame column)."""
+    write_table(path, {name: frame[name].to_numpy() for name in frame.columns}, metadata)
+
+
 def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a table written by :func:`write_table`; returns the frame and its metadata dict."""
     table = pq.read_table(path)

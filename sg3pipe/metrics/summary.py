@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sg3pipe.io.tables import read_table, write_table
+from sg3pipe.io.tables import read_table, write_frame
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -39,4 +39,4 @@ def summary_frame(metrics_paths: list[str | os.PathLike]) -> pd.DataFrame:
 def write_summary(metrics_paths: list[str | os.PathLike], out_path: str | os.PathLike) -> None:
     """Write :func:`summary_frame` to ``out_path`` (Parquet)."""
     frame = summary_frame(metrics_paths)
-    write_table(out_path, {c: frame[c].to_numpy() for c in frame.columns}, {"videos": len(frame)})
+    write_frame(out_path, frame, {"videos": len(frame)})

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from sg3pipe.editing.directions import flatten_styles
+from sg3pipe.editing.directions import flat_styles_of
 from sg3pipe.io.tables import column_array
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.temporal import SmoothingSettings, smooth_latents
@@ -81,14 +80,7 @@ def edit_variants(
         ]
     raw_ws = column_array(table, "latent", tuple(shapes["latent"]))
     edited = column_array(table, "styles", tuple(shapes["styles"]))  # [N, K, C]
-    unedited = np.full((edited.shape[0], edited.shape[2]), np.nan, dtype=np.float32)
-    rows = np.flatnonzero(usable)
-    device = G.mapping.w_avg.device
-    with torch.no_grad():
-        for start in range(0, len(rows), batch):
-            part = rows[start : start + batch]
-            unedited[part] = flatten_styles(G.synthesis.styles(torch.from_numpy(raw_ws[part]).to(device)))[0]
-    offsets = edited - unedited[:, None]
+    offsets = edited - flat_styles_of(G, raw_ws, np.flatnonzero(usable), batch)[:, None]
     return [
         Variant(f"edit-{name}-{factor_label(f)}", smoothed_ws, transforms, "pti", style_offsets=offsets[:, k])
         for k, f in enumerate(factors)

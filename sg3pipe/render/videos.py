@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from sg3pipe.editing.directions import flatten_styles, render_flat_styles
+from sg3pipe.inversion import to_tensor
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.temporal import identity_consistency
 from sg3pipe.networks.stylegan3 import Generator
@@ -39,6 +40,7 @@ from sg3pipe.render.fov import expand_fov
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.preview import to_uint8
 from sg3pipe.render.variants import Variant, base_variants, edit_variants
+from sg3pipe.settings import settings
 from sg3pipe.temporal import SmoothingSettings
 from sg3pipe.video.decode import read_frames
 from sg3pipe.video.probe import probe_video
@@ -60,13 +62,7 @@ class RenderSettings:
 
 def render_settings(config: dict | None) -> RenderSettings:
     """Settings from the ``render`` config dict (missing keys keep their defaults, unknown keys are an error)."""
-    config = dict(config or {})
-    unknown = sorted(set(config) - set(RenderSettings.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"unknown render settings {unknown}; known: {sorted(RenderSettings.__dataclass_fields__)}")
-    if "fov_pad" in config:
-        config["fov_pad"] = tuple(int(v) for v in config["fov_pad"])
-    return RenderSettings(**config)
+    return settings(RenderSettings, config)
 
 
 @dataclass
@@ -145,11 +141,8 @@ def render_video(
     landmarks = column_array(frames_table, "landmarks", (68, 2)).astype(np.float64)
     crop_quad = column_array(frames_table, "crop_quad", (4, 2)).astype(np.float64)[0]
     resolution = generators["base"].img_resolution
-    columns = {f"{metric}.{v.name}": np.full(n, np.nan) for v in variants for metric in ("l2", "lpips", "identity")}
-    if lpips is None:
-        columns = {k: v for k, v in columns.items() if not k.startswith("lpips.")}
-    if identity is None:
-        columns = {k: v for k, v in columns.items() if not k.startswith("identity.")}
+    metrics = ["l2"] + ["lpips"] * (lpips is not None) + ["identity"] * (identity is not None)
+    columns = {f"{metric}.{v.name}": np.full(n, np.nan) for v in variants for metric in metrics}
     descriptors = {name: np.full((n, 128), np.nan) for name in ["source", *(v.name for v in edits)]}
     audio = {"audio_from": source.video, "audio_start_s": source.clip.get("start_s") or 0.0} if source.has_audio else {}
     names = [v.name for v in variants] + ["fov", "side_by_side"]
@@ -204,7 +197,7 @@ def render_video(
 
 def _score(columns: dict, name: str, images: torch.Tensor, crops: np.ndarray, rows: np.ndarray, lpips) -> None:
     """Fill the ``l2`` (and ``lpips``) columns of ``rows`` for the transformed renders ``images``."""
-    target = torch.from_numpy(crops).to(images.device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    target = to_tensor(crops).to(images.device)
     columns[f"l2.{name}"][rows] = (images.clamp(-1, 1) - target).square().mean(dim=(1, 2, 3)).double().cpu().numpy()
     if lpips is not None:
         columns[f"lpips.{name}"][rows] = lpips(images.clamp(-1, 1), target).flatten().double().cpu().numpy()

@@ -73,6 +73,12 @@ def read_frames(
     return _decode(path, info, rate, first, count, batch_size)
 
 
+def read_all_frames(path: str | os.PathLike, **options) -> np.ndarray:
+    """Every frame :func:`read_frames` yields for ``path`` and ``options``, as one ``[N, H, W, 3]`` uint8 array
+    (for short videos and the small crop containers; stream with :func:`read_frames` otherwise)."""
+    return np.concatenate([batch.images for batch in read_frames(path, **options)])
+
+
 def _decode(
     path: str | os.PathLike, info: VideoInfo, rate: Fraction, first: int, count: int | None, batch_size: int
 ) -> Iterator[FrameBatch]:
