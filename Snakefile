@@ -33,7 +33,16 @@ rule all:
         expand(
             "results/{video}/edits/{edit}.parquet",
             video=video_ids(),
-            edit=[edit["name"] for edit in config["edits"]],
+            edit=edit_names(),
         ),
         expand("results/{video}/metrics.parquet", video=video_ids()),
         rules.summary.output.table,
+
+
+# After every run, successful or not: results/failures.parquet (and .tsv) lists each failed job with its reason.
+onsuccess:
+    write_failures("logs", "results/failures.parquet")
+
+
+onerror:
+    report_failures(write_failures("logs", "results/failures.parquet"))

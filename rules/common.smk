@@ -1,10 +1,21 @@
-# Shared helpers of all rule files: model paths, the manifest, input functions of the per-video rules.
+# Shared helpers of the workflow (model paths, the manifest, input functions of the per-video rules).
 from pathlib import Path
 
 import pandas as pd
 
-from sg3pipe.manifest import load_manifest
+from sg3pipe.failures import report_failures, write_failures
+from sg3pipe.manifest import id_pattern, load_manifest
 from sg3pipe.render.variants import factor_label
+
+# The conda environment of each rule, relative to the rule files. With `--use-conda`, Snakemake builds it from
+# environment.yml, then runs environment.post-deploy.sh in it, which installs this checkout's sg3pipe.
+CONDA_ENV = "../environment.yml"
+
+
+def gpu_count():
+    """The `gpu` resource of GPU-capable jobs: 1 when config `device` names CUDA, else 0 (`auto` and `cpu` ask
+    for none, so a CPU cluster never waits for a GPU; profiles/slurm asks for one in each GPU-capable job)."""
+    return 1 if str(config["device"]).startswith("cuda") else 0
 
 
 def model_path(name):
@@ -13,20 +24,31 @@ def model_path(name):
     return str(path if path.is_absolute() else Path(workflow.basedir) / path)
 
 
+# The manifest, read and validated once per workflow run: every input function below looks rows up here, so
+# building the DAG costs one read of the manifest, not one per job (issue 15: linear in the number of videos).
+MANIFEST = {
+    video: {k: v for k, v in row.items() if not (pd.api.types.is_scalar(v) and pd.isna(v))}
+    for video, row in load_manifest(config["samples"]).to_dict(orient="index").items()
+}
+
+
+wildcard_constraints:
+    video=id_pattern(),
+
+
 def video_ids():
     """The ids of the manifest's videos (config `samples`), in manifest order."""
-    return list(load_manifest(config["samples"])["id"])
+    return list(MANIFEST)
+
 
 def manifest_row(video):
     """The manifest row of a video id as a dict (`id`, absolute `path`, optional per-video options)."""
-    table = load_manifest(config["samples"])
-    rows = table[table["id"] == video]
-    if rows.empty:
+    if video not in MANIFEST:
         raise ValueError(
             f"video {video!r} is not in the manifest {config['samples']}: add a row `{video}<TAB>PATH` "
             "or ask for one of its ids"
         )
-    return {k: v for k, v in rows.iloc[0].to_dict().items() if not (pd.api.types.is_scalar(v) and pd.isna(v))}
+    return MANIFEST[video]
 
 
 def frames_inputs(wildcards):
@@ -42,6 +64,7 @@ def frames_options(wildcards):
     if "max_frames" in row:
         options["max_frames"] = int(row["max_frames"])
     return options
+
 
 def encode_model(wildcards):
     """The model file of `encode.method`: models.encoder for `encoder`, models.generator for `projector`."""
@@ -67,12 +90,9 @@ def scorer_spec():
     return spec
 
 
-def edit_spec(name):
-    """The config entry of the edit called `name`."""
-    for edit in config["edits"]:
-        if edit["name"] == name:
-            return edit
-    raise ValueError(f"no edit {name!r} in the config's `edits`: use one of {[e['name'] for e in config['edits']]}")
+def edit_names():
+    """The names of the configured edits, in config order."""
+    return [edit["name"] for edit in config["edits"]]
 
 
 def lpips_spec():
@@ -81,7 +101,10 @@ def lpips_spec():
     if not weights:
         return None
     path = Path(weights)
-    return {"weights": str(path if path.is_absolute() else Path(workflow.basedir) / path), "net": config["encode"]["lpips_net"]}
+    return {
+        "weights": str(path if path.is_absolute() else Path(workflow.basedir) / path),
+        "net": config["encode"]["lpips_net"],
+    }
 
 
 def rendered_videos():
@@ -99,7 +122,7 @@ def render_inputs(wildcards):
         **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents", "smoothed")},
         "crops": f"results/{video}/crops.mkv",
         "aligned": f"results/{video}/aligned.mkv",
-        "edits": [f"results/{video}/edits/{e['name']}.parquet" for e in config["edits"]],
+        "edits": [f"results/{video}/edits/{name}.parquet" for name in edit_names()],
         "generator": model_path("generator"),
     }
     if config["pti"]["enabled"]:

@@ -13,20 +13,22 @@ rule direction_samples:
         scorer=scorer_spec()["path"],
     output:
         samples=f"{DIRECTIONS}/samples.parquet",
+    log:
+        "logs/directions/samples.log",
+    benchmark:
+        "benchmarks/out/directions/samples.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpu_count(),
     params:
         settings=config["directions"],
         scorer=scorer_spec(),
         workdir=f"{DIRECTIONS}/samples.chunks",
         device=config["device"],
-    log:
-        "logs/directions/samples.log",
-    benchmark:
-        "benchmarks/out/directions/samples.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/direction_samples.py"
 
@@ -37,17 +39,19 @@ rule directions:
         samples=rules.direction_samples.output.samples,
     output:
         table=f"{DIRECTIONS}/directions.parquet",
-    params:
-        settings=config["directions"],
-        outdir=DIRECTIONS,
     log:
         "logs/directions/directions.log",
     benchmark:
         "benchmarks/out/directions/directions.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        settings=config["directions"],
+        outdir=lambda wildcards, output: str(Path(output.table).parent),
     script:
         "../scripts/directions.py"
 
@@ -61,45 +65,50 @@ rule flip_table:
     output:
         table="results/analysis/flips.parquet",
         text="results/analysis/flips.txt",
+    log:
+        "logs/analysis/flips.log",
+    benchmark:
+        "benchmarks/out/analysis/flips.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=gpu_count(),
     params:
         analysis=config["analysis"],
         settings=config["directions"],
         scorer=scorer_spec(),
         device=config["device"],
-    log:
-        "logs/analysis/flips.log",
-    benchmark:
-        "benchmarks/out/analysis/flips.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/flip_table.py"
 
 
 rule edit:
-    """A video's latents edited by one configured edit at each of its factors, and a strip to look at."""
+    """A video's latents edited by every configured edit at each of its factors, and a strip per edit to look at
+    (one job per video, not per edit: the DAG grows with the videos only, and the generator loads once)."""
     input:
         latents="results/{video}/latents.parquet",
         directions=rules.directions.output.table,
         generator=model_path("generator"),
     output:
-        table="results/{video}/edits/{edit}.parquet",
-        strip="results/{video}/edits/{edit}.png",
-    params:
-        spec=lambda wildcards: edit_spec(wildcards.edit),
-        device=config["device"],
+        tables=expand("results/{{video}}/edits/{edit}.parquet", edit=edit_names()),
+        strips=expand("results/{{video}}/edits/{edit}.png", edit=edit_names()),
     log:
-        "logs/edit/{video}/{edit}.log",
+        "logs/edit/{video}.log",
     benchmark:
-        "benchmarks/out/edit/{video}/{edit}.tsv"
+        "benchmarks/out/edit/{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=3000,
         runtime=30,
-        gpu=1 if config["device"] != "cpu" else 0,
+        gpu=gpu_count(),
+    params:
+        specs=config["edits"],
+        device=config["device"],
     script:
         "../scripts/edit.py"
 
@@ -113,17 +122,19 @@ rule dci:
     output:
         table="results/analysis/dci.parquet",
         text="results/analysis/dci.txt",
-    params:
-        analysis=config["analysis"],
-        settings=config["directions"],
-        device=config["device"],
     log:
         "logs/analysis/dci.log",
     benchmark:
         "benchmarks/out/analysis/dci.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=6000,
         runtime=60,
+    params:
+        analysis=config["analysis"],
+        settings=config["directions"],
+        device=config["device"],
     script:
         "../scripts/dci.py"

@@ -11,17 +11,19 @@ rule encode:
         model=encode_model,
     output:
         table="results/{video}/latents.parquet",
-    params:
-        encode=config["encode"],
-        device=config["device"],
     log:
         "logs/encode/{video}.log",
     benchmark:
         "benchmarks/out/encode/{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,  # minutes; the projector is ~steps x slower than the encoder
-        gpu=1 if config["device"] != "cpu" else 0,
+        gpu=gpu_count(),
+    params:
+        encode=config["encode"],
+        device=config["device"],
     script:
         "../scripts/encode.py"

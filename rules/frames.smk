@@ -10,16 +10,18 @@ rule frames:
         table="results/{video}/frames.parquet",
         aligned="results/{video}/aligned.mkv",
         crops="results/{video}/crops.mkv",
-    params:
-        options=frames_options,
     log:
         "logs/frames/{video}.log",
     benchmark:
         "benchmarks/out/frames/{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: 2  # the landmark loop, plus ffmpeg decoding and the two FFV1 encoders beside it
     resources:
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,  # minutes; ~30 frames/s for 64-px crops on a CPU
+    params:
+        options=frames_options,
     script:
         "../scripts/frames.py"
 
@@ -33,6 +35,8 @@ rule astronaut_sample:
         "logs/astronaut_sample.log",
     benchmark:
         "benchmarks/out/astronaut_sample.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,

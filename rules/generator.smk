@@ -8,17 +8,19 @@ rule generator_preview:
     output:
         grid="results/generator/samples.png",
         strip="results/generator/transform_strip.png",
-    params:
-        preview=config["preview"],
-        device=config["device"],
     log:
         "logs/generator_preview.log",
     benchmark:
         "benchmarks/out/generator_preview.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
         gpu=0,
+    params:
+        preview=config["preview"],
+        device=config["device"],
     script:
         "../scripts/generator_preview.py"

@@ -14,19 +14,21 @@ rule pti:
         generator="results/{video}/pti/generator.safetensors",
         losses="results/{video}/pti/loss.parquet",
         curve="results/{video}/pti/loss.png",
+    log:
+        "logs/pti/{video}.log",
+    benchmark:
+        "benchmarks/out/pti/{video}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+        gpu=gpu_count(),
     params:
         pti={k: v for k, v in config["pti"].items() if k != "enabled"},
         workdir="results/{video}/pti/work",
         lpips=lpips_spec(),
         device=config["device"],
-    log:
-        "logs/pti/{video}.log",
-    benchmark:
-        "benchmarks/out/pti/{video}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=lambda wildcards, attempt: 120 * attempt,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/pti.py"

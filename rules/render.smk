@@ -11,6 +11,17 @@ rule render:
     output:
         videos=expand("results/{{video}}/videos/{name}.mp4", name=rendered_videos()),
         metrics="results/{video}/metrics.parquet",
+    log:
+        "logs/render/{video}.log",
+    benchmark:
+        "benchmarks/out/render/{video}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=gpu_count(),
     params:
         render=config["render"],
         smooth=config["smooth"],
@@ -18,15 +29,6 @@ rule render:
         lpips=lpips_spec(),
         clip=frames_options,
         device=config["device"],
-    log:
-        "logs/render/{video}.log",
-    benchmark:
-        "benchmarks/out/render/{video}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/render.py"
 
@@ -41,6 +43,8 @@ rule summary:
         "logs/summary.log",
     benchmark:
         "benchmarks/out/summary.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,

@@ -10,15 +10,17 @@ rule smooth:
         latents="results/{video}/latents.parquet",
     output:
         table="results/{video}/smoothed.parquet",
-    params:
-        smooth=config["smooth"],
     log:
         "logs/smooth/{video}.log",
     benchmark:
         "benchmarks/out/smooth/{video}.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        smooth=config["smooth"],
     script:
         "../scripts/smooth.py"

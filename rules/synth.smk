@@ -13,16 +13,18 @@ rule synth_samples:
     output:
         videos=expand("samples/{clip}.mp4", clip=SYNTH_CLIPS),
         truths=expand("samples/{clip}.truth.parquet", clip=SYNTH_CLIPS),
-    params:
-        clips=SYNTH_CLIPS,
     log:
         "logs/synth_samples.log",
     benchmark:
         "benchmarks/out/synth_samples.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=2000,
         runtime=15,
+    params:
+        clips=SYNTH_CLIPS,
     script:
         "../scripts/synth_samples.py"
 
@@ -35,18 +37,20 @@ rule synth_classifier:
     output:
         classifier="models/synth_classifier.safetensors",
         quality="models/synth_classifier.quality.json",
-    params:
-        workdir="results/synth_models/classifier",
-        device=config["device"],
     log:
         "logs/synth_classifier.log",
     benchmark:
         "benchmarks/out/synth_classifier.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=3000,
         runtime=60,
-        gpu=1 if config["device"] != "cpu" else 0,
+        gpu=gpu_count(),
+    params:
+        workdir="results/synth_models/classifier",
+        device=config["device"],
     script:
         "../scripts/synth_classifier.py"
 
@@ -58,18 +62,20 @@ rule synth_models:
     output:
         generator="models/synth_generator.safetensors",
         quality="models/synth_generator.quality.json",
-    params:
-        workdir="results/synth_models/generator",
-        device=config["device"],
     log:
         "logs/synth_models.log",
     benchmark:
         "benchmarks/out/synth_models.tsv"
+    conda:
+        CONDA_ENV
     threads: 2
     resources:
         mem_mb=6000,
         runtime=180,
-        gpu=1 if config["device"] != "cpu" else 0,
+        gpu=gpu_count(),
+    params:
+        workdir="results/synth_models/generator",
+        device=config["device"],
     script:
         "../scripts/synth_models.py"
 
@@ -86,6 +92,17 @@ rule synth_encoder:
     output:
         encoder="models/synth_encoder.safetensors",
         quality="models/synth_encoder.quality.json",
+    log:
+        "logs/synth_encoder.log",
+    benchmark:
+        "benchmarks/out/synth_encoder.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=180,
+        gpu=gpu_count(),
     params:
         source="synthetic",
         training={},  # the defaults of sg3pipe.encoder_training.EncoderTrainingConfig are the shipped model's
@@ -94,14 +111,5 @@ rule synth_encoder:
         identity_weights=None,
         workdir="results/synth_models/encoder",
         device=config["device"],
-    log:
-        "logs/synth_encoder.log",
-    benchmark:
-        "benchmarks/out/synth_encoder.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=180,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/train_encoder.py"

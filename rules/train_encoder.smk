@@ -11,6 +11,17 @@ rule train_encoder:
     output:
         encoder="results/encoder/encoder.safetensors",
         quality="results/encoder/quality.json",
+    log:
+        "logs/train_encoder.log",
+    benchmark:
+        "benchmarks/out/train_encoder.tsv"
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=24 * 60,
+        gpu=gpu_count(),
     params:
         source="aligned",
         training=config["train_encoder"],
@@ -19,14 +30,5 @@ rule train_encoder:
         identity_weights=config["models"].get("arcface"),
         workdir="results/encoder/training",
         device=config["device"],
-    log:
-        "logs/train_encoder.log",
-    benchmark:
-        "benchmarks/out/train_encoder.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=24 * 60,
-        gpu=1 if config["device"] != "cpu" else 0,
     script:
         "../scripts/train_encoder.py"

@@ -5,11 +5,11 @@ from sg3pipe.devices import pick_device
 from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.editing.sampling import SamplingSettings, join_chunks, sample_to_chunks
 from sg3pipe.provenance import provenance
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule direction_samples"):
+with job_logging(snakemake):
     device = pick_device(snakemake.params.device)
     opts = snakemake.params.settings
     names = ("seed", "truncation_psi", "pseudo_align", "chunk", "batch")

@@ -5,11 +5,11 @@ import logging
 from sg3pipe.editing.direction_finding import DirectionSettings, find_directions
 from sg3pipe.editing.sampling import sample_arrays
 from sg3pipe.io.tables import read_table
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule directions"):
+with job_logging(snakemake):
     opts = snakemake.params.settings
     samples, metadata = read_table(snakemake.input.samples)
     settings = DirectionSettings(ratio=opts["ratio"], seed=opts["seed"], style_top_k=opts["style_top_k"])

@@ -11,11 +11,11 @@ from sg3pipe.editing.sampling import SamplingSettings
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import write_frame
 from sg3pipe.provenance import provenance
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule flip_table"):
+with job_logging(snakemake):
     device = pick_device(snakemake.params.device)
     opts, analysis = snakemake.params.settings, snakemake.params.analysis
     settings = SamplingSettings(truncation_psi=opts["truncation_psi"], pseudo_align=opts["pseudo_align"])

@@ -1,17 +1,16 @@
 """Snakemake adapter of rule `generator_preview`: sample grid and transform strips of the generator."""
 
-import contextlib
 import logging
 
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
 from sg3pipe.provenance import provenance
 from sg3pipe.render.preview import sample_grid, save_png, transform_strip
+from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with open(snakemake.log[0], "w") as log_file, contextlib.redirect_stderr(log_file):
-    logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+with job_logging(snakemake):
     opts = snakemake.params.preview
     device = pick_device(snakemake.params.device)
     G = load_generator(snakemake.input.generator, device=device)

@@ -5,11 +5,11 @@ from sg3pipe.devices import pick_device
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.provenance import provenance
 from sg3pipe.pti import pti_settings, tune_video
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule pti"):
+with job_logging(snakemake):
     device = pick_device(snakemake.params.device)
     G = load_generator(snakemake.input.generator, device)
     lpips_spec = snakemake.params.lpips

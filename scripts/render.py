@@ -8,12 +8,12 @@ from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.provenance import provenance
 from sg3pipe.render.videos import render_outputs, render_settings
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 from sg3pipe.temporal import smoothing_settings
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule render"):
+with job_logging(snakemake):
     device = pick_device(snakemake.params.device)
     inputs = snakemake.input
     G = load_generator(inputs.generator, device)

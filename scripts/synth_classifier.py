@@ -5,12 +5,12 @@ import json
 
 from sg3pipe.devices import pick_device
 from sg3pipe.io.atomic import atomic_path
-from sg3pipe.scripting import rule_logging
+from sg3pipe.scripting import job_logging
 from sg3pipe.synth.classifier import ClassifierTrainingConfig, classifier_accuracy, save_classifier, train_classifier
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
-with rule_logging(snakemake.log[0], snakemake.threads, "rule synth_classifier"):
+with job_logging(snakemake):
     cfg = ClassifierTrainingConfig()
     net = train_classifier(snakemake.params.workdir, cfg, pick_device(snakemake.params.device))
     quality = {

@@ -65,6 +65,12 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def id_pattern() -> str:
+    """The regular expression a video id matches (the schema's ``id`` pattern, without its anchors): the
+    workflow's wildcard constraint on ``{video}``."""
+    return _schema()["properties"]["id"]["pattern"].removeprefix("^").removesuffix("$")
+
+
 @functools.cache
 def _schema() -> dict:
     with open(SCHEMA_PATH) as file:

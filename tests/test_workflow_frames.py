@@ -1,13 +1,17 @@
-"""A real Snakemake run of rule `frames`: one good video, one broken, --keep-going (issue 4)."""
+"""A real Snakemake run of rule `frames`: one good video, an empty file and a clip without a face, --keep-going
+(issues 4 and 15), the run's failures table, and a rerun after the input is fixed."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sg3pipe.io.tables import read_table
 from sg3pipe.video.decode import read_all_frames
+from sg3pipe.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
@@ -23,13 +27,15 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_frames_rule_processes_good_videos_and_fails_only_the_broken_one(tmp_path):
+def test_frames_rule_processes_good_videos_and_fails_only_the_broken_ones(tmp_path):
     manifest = tmp_path / "manifest.tsv"
     (tmp_path / "broken.mp4").write_bytes(b"")
+    write_video(tmp_path / "noface.mp4", np.full((6, 96, 96, 3), 128, np.uint8), fps=25)  # a grey clip: no face
     manifest.write_text(
         f"id\tpath\tmax_frames\nastronaut\t{ROOT / 'samples' / 'astronaut.mp4'}\t40\nbroken\tbroken.mp4\t\n"
+        "noface\tnoface.mp4\t\n"
     )
-    targets = ["results/astronaut/frames.parquet", "results/broken/frames.parquet"]
+    targets = [f"results/{video}/frames.parquet" for video in ("astronaut", "broken", "noface")]
     result = snakemake(tmp_path, "--keep-going", *targets, "--config", f"samples={manifest}")
     assert result.returncode != 0, result.stderr[-3000:]
     table, meta = read_table(tmp_path / "results" / "astronaut" / "frames.parquet")
@@ -39,6 +45,26 @@ def test_frames_rule_processes_good_videos_and_fails_only_the_broken_one(tmp_pat
         frames = read_all_frames(tmp_path / "results" / "astronaut" / f"{name}.mkv")
         assert frames.shape == (40, 64, 64, 3)
     assert (tmp_path / "benchmarks" / "out" / "frames" / "astronaut.tsv").exists()
-    assert not (tmp_path / "results" / "broken").exists() or not any((tmp_path / "results" / "broken").iterdir())
+    for video in ("broken", "noface"):
+        folder = tmp_path / "results" / video
+        assert not folder.exists() or not any(folder.iterdir())
     log = (tmp_path / "logs" / "frames" / "broken.log").read_text()
     assert "broken.mp4: the file is empty (0 bytes)" in log
+
+    # The run's failures table names each failed job, its video and the reason; the stderr ends with the same.
+    failures, _ = read_table(tmp_path / "results" / "failures.parquet")
+    assert list(failures["video"]) == ["broken", "noface"] and set(failures["rule"]) == {"frames"}
+    assert "the file is empty (0 bytes)" in failures["message"][0]
+    assert failures["error"][1] == "NoUsableFaceError" and "noface.mp4" in failures["message"][1]
+    assert "2 failed job(s)" in result.stderr
+
+    # Fixed input: the rerun redoes only that video's job, and its failure leaves the table.
+    good = tmp_path / "results" / "astronaut" / "frames.parquet"
+    before = good.stat().st_mtime_ns
+    shutil.copy(ROOT / "samples" / "synth_a.mp4", tmp_path / "broken.mp4")
+    result = snakemake(tmp_path, "--keep-going", *targets, "--config", f"samples={manifest}")
+    assert result.returncode != 0, result.stderr[-3000:]  # noface still fails
+    assert good.stat().st_mtime_ns == before
+    assert len(read_table(tmp_path / "results" / "broken" / "frames.parquet")[0]) == 100
+    failures, _ = read_table(tmp_path / "results" / "failures.parquet")
+    assert list(failures["video"]) == ["noface"]

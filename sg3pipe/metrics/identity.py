@@ -83,5 +83,9 @@ class IdentityModel:
         differ between ``a`` and ``b``) -> ``[N]`` float64 in [-1, 1]."""
         if len(a) != len(b):
             raise ValueError(f"need as many faces in a as in b, got {len(a)} and {len(b)}")
-        da, db = self.descriptors(a), self.descriptors(b)
-        return np.sum(da * db, axis=1) / (np.linalg.norm(da, axis=1) * np.linalg.norm(db, axis=1))
+        return descriptor_cosine(self.descriptors(a), self.descriptors(b))
+
+
+def descriptor_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of descriptors pair by pair: ``[N, D]`` each -> ``[N]`` float64 in [-1, 1]."""
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

@@ -34,6 +34,7 @@ import torch
 from sg3pipe.editing.directions import flatten_styles, render_flat_styles
 from sg3pipe.inversion import to_tensor
 from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.metrics.identity import descriptor_cosine
 from sg3pipe.metrics.temporal import identity_consistency
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.render.fov import expand_fov
@@ -156,6 +157,8 @@ def render_video(
             usable = usable_all[rows]
             use = rows[usable]
             shown = {}
+            if identity is not None and len(use):
+                descriptors["source"][use] = identity.descriptors(aligned[usable])  # once per batch, for all variants
             with torch.no_grad():
                 for variant in variants:
                     G = generators[variant.generator]
@@ -165,12 +168,13 @@ def render_video(
                         _score(columns, variant.name, images, crops[usable], use, lpips)
                         if identity is not None:
                             drawn = to_uint8(render_images(G, variant, use, with_transform=False))
-                            columns[f"identity.{variant.name}"][use] = identity.similarity(drawn, aligned[usable])
+                            drawn_descriptors = identity.descriptors(drawn)
+                            columns[f"identity.{variant.name}"][use] = descriptor_cosine(
+                                drawn_descriptors, descriptors["source"][use]
+                            )
                             if variant.name in descriptors:
-                                descriptors[variant.name][use] = identity.descriptors(drawn)
+                                descriptors[variant.name][use] = drawn_descriptors
                     sinks[variant.name].write(shown[variant.name])
-                if identity is not None and len(use):
-                    descriptors["source"][use] = identity.descriptors(aligned[usable])
                 sinks["fov"].write(_fov(generators["pti"], pti, use, usable, crops, settings.fov_pad))
             sinks["side_by_side"].write(np.concatenate([crops, shown["pti"], *(shown[v.name] for v in edits)], axis=2))
             if settings.pasteback:

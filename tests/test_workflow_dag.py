@@ -1,0 +1,68 @@
+"""The workflow's shape without running it: the jobs of a dry run, the lint, the formatting, and the directives
+every rule must carry (issue 15)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RULE_FILES = sorted((ROOT / "rules").glob("*.smk"))
+# Directives every rule that runs something must have (rule `all` only gathers).
+REQUIRED = ("log:", "benchmark:", "threads:", "resources:", "conda:", "script:")
+
+
+def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def rule_blocks() -> dict[str, str]:
+    """Rule name -> its text, from the rule files (snakefmt layout: a rule ends at the next top-level line)."""
+    blocks = {}
+    for path in RULE_FILES:
+        for match in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", path.read_text(), re.MULTILINE):
+            blocks[match.group(1)] = match.group(2)
+    return blocks
+
+
+def test_every_rule_has_log_benchmark_threads_resources_and_conda():
+    blocks = rule_blocks()
+    assert len(blocks) >= 18
+    for name, text in blocks.items():
+        missing = [directive for directive in REQUIRED if f"\n    {directive}" not in "\n" + text]
+        assert not missing, f"rule {name} lacks {missing}"
+        resources = text.split("    resources:\n", 1)[1]
+        assert "mem_mb=" in resources and "runtime=" in resources, f"rule {name}: resources need mem_mb and runtime"
+
+
+def test_lint_finds_nothing():
+    result = snakemake("--lint", "--workflow-profile", "none")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_snakefiles_are_formatted_with_snakefmt():
+    command = [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "rules"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_dry_run_of_two_videos_has_one_chain_per_video_and_one_model_level_job_per_rule(tmp_path):
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(f"id\tpath\na\t{ROOT / 'samples' / 'synth_a.mp4'}\nb\t{ROOT / 'samples' / 'synth_b.mp4'}\n")
+    result = snakemake(
+        "-n", "--quiet", "rules", "--directory", str(tmp_path), "--workflow-profile", "none",
+        "--configfile", str(ROOT / "config" / "config.yaml"), "--config", f"samples={manifest}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
+    per_video = {rule: "2" for rule in ("frames", "encode", "edit", "smooth", "pti", "render")}
+    model_level = {rule: "1" for rule in ("generator_preview", "direction_samples", "directions", "flip_table")}
+    assert counts == {**per_video, **model_level, "summary": "1", "all": "1", "total": str(12 + 4 + 2)}
