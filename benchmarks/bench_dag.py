@@ -26,9 +26,20 @@ def dry_run(n: int, folder: Path) -> tuple[float, int]:
     sample = ROOT / "samples" / "synth_a.mp4"
     manifest.write_text("id\tpath\n" + "".join(f"v{i:06d}\t{sample}\n" for i in range(n)))
     command = [
-        sys.executable, "-m", "snakemake", "-n", "--quiet", "rules",
-        "--snakefile", str(ROOT / "Snakefile"), "--directory", str(folder),
-        "--configfile", str(ROOT / "config" / "config.yaml"), "--config", f"samples={manifest}",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--quiet",
+        "rules",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(folder),
+        "--configfile",
+        str(ROOT / "config" / "config.yaml"),
+        "--config",
+        f"samples={manifest}",
     ]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
