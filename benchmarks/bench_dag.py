@@ -32,6 +32,8 @@ def dry_run(n: int, folder: Path) -> tuple[float, int]:
         "-n",
         "--quiet",
         "rules",
+        "--workflow-profile",
+        str(ROOT / "profiles" / "default"),
         "--snakefile",
         str(ROOT / "Snakefile"),
         "--directory",

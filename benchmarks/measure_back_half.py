@@ -28,9 +28,10 @@ from sg3pipe.faces.alignment import ffhq_quad
 from sg3pipe.faces.crop_transforms import crop_transforms
 from sg3pipe.io.tables import column_array, read_table
 from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.preview import to_uint8
-from sg3pipe.render.variants import base_variants, edit_variants, factor_label
+from sg3pipe.render.variants import base_variants, edit_variants
 from sg3pipe.render.videos import render_images
 from sg3pipe.temporal import smoothing_settings
 from sg3pipe.video.decode import read_all_frames
@@ -88,7 +89,7 @@ def main() -> None:
         edited = edit_variants(
             args.edit, edits, edits_meta, usable, variants[1].ws, variants[1].transforms, settings, G
         )
-        name = f"edit-{args.edit}-{factor_label(args.factor)}"
+        name = edit_variant_name(args.edit, args.factor)
         edit = next(v for v in edited if v.name == name)
         rows = np.flatnonzero(usable)
         with torch.no_grad():

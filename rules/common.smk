@@ -5,7 +5,7 @@ import pandas as pd
 
 from sg3pipe.failures import report_failures, write_failures
 from sg3pipe.manifest import id_pattern, load_manifest
-from sg3pipe.render.variants import factor_label
+from sg3pipe.render.names import video_names
 
 # The conda environment of each rule, relative to the rule files. With `--use-conda`, Snakemake builds it from
 # environment.yml, then runs environment.post-deploy.sh in it, which installs this checkout's sg3pipe.
@@ -108,10 +108,9 @@ def lpips_spec():
 
 
 def rendered_videos():
-    """The names of the videos rule render writes per source video (sg3pipe.render.videos)."""
-    edits = [f"{e['name']}-{factor_label(f)}" for e in config["edits"] for f in e["factors"]]
-    names = ["reconstruction", "smoothed", "pti", *(f"edit-{e}" for e in edits), "fov", "side_by_side"]
-    return names + ([f"pasteback-{e}" for e in edits] if config["render"]["pasteback"] else [])
+    """The names of the videos rule render writes per source video (sg3pipe.render.names)."""
+    edits = [(edit["name"], edit["factors"]) for edit in config["edits"]]
+    return video_names(edits, config["render"]["pasteback"])
 
 
 def render_inputs(wildcards):

@@ -19,8 +19,8 @@ rule encode:
         CONDA_ENV
     threads: 2
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 120 * attempt,  # minutes; the projector is ~steps x slower than the encoder
+        mem_mb=4000,
+        runtime=120,  # minutes; the projector is ~steps x slower than the encoder
         gpu=gpu_count(),
     params:
         encode=config["encode"],

@@ -18,8 +18,8 @@ rule frames:
         CONDA_ENV
     threads: 2  # the landmark loop, plus ffmpeg decoding and the two FFV1 encoders beside it
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,  # minutes; ~30 frames/s for 64-px crops on a CPU
+        mem_mb=3000,
+        runtime=60,  # minutes; ~30 frames/s for 64-px crops on a CPU
     params:
         options=frames_options,
     script:

@@ -23,7 +23,7 @@ rule pti:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        runtime=120,
         gpu=gpu_count(),
     params:
         pti={k: v for k, v in config["pti"].items() if k != "enabled"},

@@ -20,7 +20,7 @@ rule render:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        runtime=60,
         gpu=gpu_count(),
     params:
         render=config["render"],

@@ -13,9 +13,9 @@ import pandas as pd
 
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import write_frame
-from sg3pipe.scripting import FAILURE_SUFFIX
 
 COLUMNS = ("rule", "video", "error", "message", "log")
+FAILURE_SUFFIX = ".failure.json"  # a failed job's record: its log path + this suffix
 
 
 def collect_failures(log_dir: str | os.PathLike) -> pd.DataFrame:

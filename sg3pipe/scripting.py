@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-FAILURE_SUFFIX = ".failure.json"  # a failed job's record: its log path + this suffix
+from sg3pipe.failures import FAILURE_SUFFIX
 
 
 def failure_record_path(log_path: str | os.PathLike) -> Path:

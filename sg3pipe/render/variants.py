@@ -22,6 +22,7 @@ import numpy as np
 from sg3pipe.editing.directions import flat_styles_of
 from sg3pipe.io.tables import column_array
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.render.names import edit_variant_name
 from sg3pipe.temporal import SmoothingSettings, smooth_latents
 
 
@@ -36,11 +37,6 @@ class Variant:
     transforms: np.ndarray
     generator: str
     style_offsets: np.ndarray | None = None
-
-
-def factor_label(factor: float) -> str:
-    """A factor as it appears in variant and file names: ``2.0 -> "2"``, ``-1.5 -> "-1.5"``."""
-    return f"{factor:g}"
 
 
 def base_variants(latents, latents_meta: dict, frames, smoothed) -> list[Variant]:
@@ -75,13 +71,11 @@ def edit_variants(
     if "latent_edited" in shapes:
         edited = column_array(table, "latent_edited", tuple(shapes["latent_edited"]))  # [N, K, num_ws, w_dim]
         smoothed = smooth_latents(edited, usable, settings)
-        return [
-            Variant(f"edit-{name}-{factor_label(f)}", smoothed[:, k], transforms, "pti") for k, f in enumerate(factors)
-        ]
+        return [Variant(edit_variant_name(name, f), smoothed[:, k], transforms, "pti") for k, f in enumerate(factors)]
     raw_ws = column_array(table, "latent", tuple(shapes["latent"]))
     edited = column_array(table, "styles", tuple(shapes["styles"]))  # [N, K, C]
     offsets = edited - flat_styles_of(G, raw_ws, np.flatnonzero(usable), batch)[:, None]
     return [
-        Variant(f"edit-{name}-{factor_label(f)}", smoothed_ws, transforms, "pti", style_offsets=offsets[:, k])
+        Variant(edit_variant_name(name, f), smoothed_ws, transforms, "pti", style_offsets=offsets[:, k])
         for k, f in enumerate(factors)
     ]
