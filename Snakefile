@@ -11,6 +11,9 @@ configfile: "config/config.yaml"
 validate(config, "config/schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/frames.smk"
 include: "rules/encode.smk"
@@ -37,6 +40,7 @@ rule all:
         ),
         expand("results/{video}/metrics.parquet", video=video_ids()),
         rules.summary.output.table,
+        rules.failures.output.table,
 
 
 # After every run, successful or not: results/failures.parquet (and .tsv) lists each failed job with its reason.

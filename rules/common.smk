@@ -57,6 +57,12 @@ def frames_inputs(wildcards):
     return {"video": row["path"], **{k: row[k] for k in ("landmarks", "face_track") if k in row}}
 
 
+def truth_input(wildcards):
+    """The ground-truth table of a video when its manifest row names one (`truth`), else nothing."""
+    row = manifest_row(wildcards.video)
+    return {"truth": row["truth"]} if "truth" in row else {}
+
+
 def frames_options(wildcards):
     """The clip of the video to use: the manifest's start_s, end_s, max_frames when given."""
     row = manifest_row(wildcards.video)
@@ -120,7 +126,6 @@ def render_inputs(wildcards):
         "video": frames_inputs(wildcards)["video"],
         **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents", "smoothed")},
         "crops": f"results/{video}/crops.mkv",
-        "aligned": f"results/{video}/aligned.mkv",
         "edits": [f"results/{video}/edits/{name}.parquet" for name in edit_names()],
         "generator": model_path("generator"),
     }

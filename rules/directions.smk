@@ -39,6 +39,7 @@ rule directions:
         samples=rules.direction_samples.output.samples,
     output:
         table=f"{DIRECTIONS}/directions.parquet",
+        html=report(f"{DIRECTIONS}/directions.html", caption="../report/directions.rst", category="Directions"),
     log:
         "logs/directions/directions.log",
     benchmark:
@@ -65,6 +66,7 @@ rule flip_table:
     output:
         table="results/analysis/flips.parquet",
         text="results/analysis/flips.txt",
+        html=report("results/analysis/flips.html", caption="../report/flips.rst", category="Directions"),
     log:
         "logs/analysis/flips.log",
     benchmark:
@@ -94,7 +96,16 @@ rule edit:
         generator=model_path("generator"),
     output:
         tables=expand("results/{{video}}/edits/{edit}.parquet", edit=edit_names()),
-        strips=expand("results/{{video}}/edits/{edit}.png", edit=edit_names()),
+        strips=[
+            report(
+                f"results/{{video}}/edits/{edit}.png",
+                caption="../report/edit_strip.rst",
+                category="Videos",
+                subcategory="{video}",
+                labels={"video": "{video}", "figure": f"edit {edit}"},
+            )
+            for edit in edit_names()
+        ],
     log:
         "logs/edit/{video}.log",
     benchmark:

@@ -6,7 +6,7 @@ rule generator_preview:
     input:
         generator=model_path("generator"),
     output:
-        grid="results/generator/samples.png",
+        grid=report("results/generator/samples.png", caption="../report/generator_samples.rst", category="Generator"),
         strip="results/generator/transform_strip.png",
     log:
         "logs/generator_preview.log",

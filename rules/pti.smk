@@ -13,7 +13,13 @@ rule pti:
     output:
         generator="results/{video}/pti/generator.safetensors",
         losses="results/{video}/pti/loss.parquet",
-        curve="results/{video}/pti/loss.png",
+        curve=report(
+            "results/{video}/pti/loss.png",
+            caption="../report/pti_loss.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "PTI loss"},
+        ),
     log:
         "logs/pti/{video}.log",
     benchmark:

@@ -11,6 +11,13 @@ rule render:
     output:
         videos=expand("results/{{video}}/videos/{name}.mp4", name=rendered_videos()),
         metrics="results/{video}/metrics.parquet",
+        plot=report(
+            "results/{video}/metrics.png",
+            caption="../report/metrics.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "per-frame metrics"},
+        ),
     log:
         "logs/render/{video}.log",
     benchmark:
@@ -39,6 +46,7 @@ rule summary:
         metrics=expand("results/{video}/metrics.parquet", video=video_ids()),
     output:
         table="results/summary.parquet",
+        html=report("results/summary.html", caption="../report/summary.rst", category="Run"),
     log:
         "logs/summary.log",
     benchmark:
@@ -51,3 +59,25 @@ rule summary:
         runtime=10,
     script:
         "../scripts/summary.py"
+
+
+rule failures:
+    """The run's failures table. The job writes it from the failure records present when the run starts; every
+    run then rewrites it at its end (onsuccess/onerror in the Snakefile), so it lists the run's failed jobs."""
+    output:
+        table="results/failures.parquet",
+        html=report("results/failures.html", caption="../report/failures.rst", category="Run"),
+    log:
+        "logs/failures.log",
+    benchmark:
+        "benchmarks/out/failures.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        logs="logs",
+    script:
+        "../scripts/failures.py"

@@ -5,6 +5,7 @@ import logging
 from sg3pipe.editing.direction_finding import DirectionSettings, find_directions
 from sg3pipe.editing.sampling import sample_arrays
 from sg3pipe.io.tables import read_table
+from sg3pipe.plots import html_table
 from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
@@ -18,3 +19,4 @@ with job_logging(snakemake):
         samples, sample_arrays(samples, metadata), snakemake.params.outdir, settings, opts["pretrained"], record
     )
     logging.info("directions:\n%s", table.drop(columns="channels").to_string())
+    html_table(snakemake.output.html, table.drop(columns="channels"), "Editing directions")

@@ -10,6 +10,7 @@ from sg3pipe.editing.flips import describe_flips, flip_tables
 from sg3pipe.editing.sampling import SamplingSettings
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import write_frame
+from sg3pipe.plots import html_table
 from sg3pipe.provenance import provenance
 from sg3pipe.scripting import job_logging
 
@@ -30,3 +31,4 @@ with job_logging(snakemake):
     write_frame(snakemake.output.table, table, {"provenance": record})
     with atomic_path(snakemake.output.text) as tmp:
         tmp.write_text(text)
+    html_table(snakemake.output.html, table, f"Flip rates at {factor} std over {n} held-out samples")

@@ -2,7 +2,7 @@
 
 A header row names the columns, then one row per video. Columns (their schema, with descriptions, is
 ``config/schemas/samples.schema.yaml``): ``id`` and ``path`` are required; ``start_s``, ``end_s``,
-``max_frames``, ``landmarks`` and ``face_track`` are optional per-video options, empty meaning "not set";
+``max_frames``, ``landmarks``, ``face_track`` and ``truth`` are optional per-video options, empty meaning "not set";
 any other column is kept as text. Relative paths start at the manifest's folder. Files need not exist when
 the manifest is read: a missing video fails its own job, and the other videos go on.
 """
@@ -22,9 +22,9 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schemas" / "samples.schema.yaml"
 # Columns whose cells are file paths, resolved against the manifest's folder.
-PATH_COLUMNS = ("path", "landmarks", "face_track")
+PATH_COLUMNS = ("path", "landmarks", "face_track", "truth")
 # The columns every loaded manifest has, in this order, before the file's other columns.
-KNOWN_COLUMNS = ("id", "path", "start_s", "end_s", "max_frames", "landmarks", "face_track")
+KNOWN_COLUMNS = ("id", "path", "start_s", "end_s", "max_frames", "landmarks", "face_track", "truth")
 
 
 class ManifestError(ValueError):
@@ -36,7 +36,7 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
     Returns:
         One row per video, in file order, indexed by id. Columns: ``id``; ``path``, ``landmarks``,
-        ``face_track`` (absolute paths; None when not set); ``start_s``, ``end_s`` (float seconds, NaN when
+        ``face_track``, ``truth`` (absolute paths; None when not set); ``start_s``, ``end_s`` (float seconds, NaN when
         not set); ``max_frames`` (pandas Int64, <NA> when not set); then the file's other columns (text,
         None when empty).
 

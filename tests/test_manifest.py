@@ -21,7 +21,7 @@ def write(folder, text: str, name: str = "samples.tsv"):
 
 def test_required_columns_only(tmp_path):
     table = load_manifest(write(tmp_path, "id|path\nclip1|videos/a.mp4\nclip2|/data/b.mov\n"))
-    assert list(table.columns) == ["id", "path", "start_s", "end_s", "max_frames", "landmarks", "face_track"]
+    assert list(table.columns) == ["id", "path", "start_s", "end_s", "max_frames", "landmarks", "face_track", "truth"]
     assert list(table.index) == ["clip1", "clip2"]
     assert table.loc["clip1", "path"] == str(tmp_path / "videos" / "a.mp4")  # missing files are fine
     assert table.loc["clip2", "path"] == "/data/b.mov"

@@ -19,6 +19,7 @@ from sg3pipe.metrics.identity import CHIP_SIZE, IdentityModel, face_chips
 from sg3pipe.metrics.lpips_loader import LpipsWeightsError, load_lpips
 from sg3pipe.synth.params import with_values
 from sg3pipe.synth.renderer import render, sample_params
+from sg3pipe.transforms import make_transform
 
 # dlib's descriptors of a batch against one face at a time, as a fraction of each descriptor's largest element:
 # measured 0 (dlib runs each face through the same network).
@@ -141,3 +142,15 @@ def test_lpips_file_of_the_wrong_backbone_or_not_a_state_dict_is_refused(tmp_pat
     torch.save([torch.zeros(1)], listed)
     with pytest.raises(LpipsWeightsError, match="not a state dict"):
         load_lpips(listed, "alex")
+
+
+def test_chips_of_a_moved_face_match_the_chips_of_the_aligned_face():
+    # The renderer draws the same faces aligned and moved by known similarities (exact under them); the chips cut
+    # through those similarities match the aligned chips to within resampling (measured mean 0.94 levels at 128
+    # px), while chips cut as if the moved faces were aligned differ by ~37 levels.
+    params = with_values(sample_params(3, 1), angle_deg=0.0, tx=0.0, ty=0.0, scale=1.0)
+    moves = make_transform([10.0, -15.0, 5.0], [0.08, -0.05, 0.0], [0.03, 0.06, -0.1])
+    aligned = face_chips(to_uint8(render(params, 128).images)).astype(np.float64)
+    moved = to_uint8(render(params, 128, moves).images)
+    assert np.abs(face_chips(moved, moves) - aligned).mean() < 2.0
+    assert np.abs(face_chips(moved) - aligned).mean() > 20.0

@@ -65,4 +65,5 @@ def test_dry_run_of_two_videos_has_one_chain_per_video_and_one_model_level_job_p
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
     per_video = {rule: "2" for rule in ("frames", "encode", "edit", "smooth", "pti", "render")}
     model_level = {rule: "1" for rule in ("generator_preview", "direction_samples", "directions", "flip_table")}
-    assert counts == {**per_video, **model_level, "summary": "1", "all": "1", "total": str(12 + 4 + 2)}
+    run_level = {"summary": "1", "failures": "1", "all": "1"}
+    assert counts == {**per_video, **model_level, **run_level, "total": str(12 + 4 + 3)}

@@ -1,7 +1,9 @@
-"""A real Snakemake run of the back half (smooth, pti, render, summary) on a short clip with unusable frames."""
+"""A real Snakemake run of the back half (smooth, pti, render, summary) on a short clip with unusable frames, and
+its `snakemake --report` opened in a headless Chromium."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +17,27 @@ from sg3pipe.video.decode import read_all_frames
 from sg3pipe.video.probe import probe_video
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]  # fmt: skip
 CLIP = ROOT / "samples" / "synth_a.mp4"
 FRAMES = 14
 LOST = range(4, 11)  # frames without landmarks: a gap longer than align.max_gap, so they are unusable
 # h264 (crf 18, 4:2:0 chroma) moves the pixels of a passed-through frame: measured mean luma differences
 # 1.3-1.7 levels on 64 px crops, 0.3 on 256 px frames, against 6.8-8.7 for rendered crops.
 PASSTHROUGH_MEAN_LEVELS = 3.0
+TARGETS = ("results/summary.parquet", "results/failures.parquet", "results/generator/samples.png",
+           "results/analysis/flips.parquet")  # fmt: skip
+
+
+def snakemake(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the workflow in ``folder`` with the repository's config and the test's overrides."""
+    command = [
+        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
+        "--workflow-profile", "none", "--cores", "2", *args,
+        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +49,8 @@ def run(tmp_path_factory) -> Path:
     landmarks = column_array(truth, "landmarks", (136,))[keep.to_numpy()]
     write_table(folder / "landmarks.parquet", {"frame": truth["frame"][keep].to_numpy(), "landmarks": landmarks}, {})
     (folder / "manifest.tsv").write_text(
-        f"id\tpath\tmax_frames\tlandmarks\nsynth_a\t{CLIP}\t{FRAMES}\t{folder / 'landmarks.parquet'}\n"
+        f"id\tpath\tmax_frames\tlandmarks\ttruth\nsynth_a\t{CLIP}\t{FRAMES}\t{folder / 'landmarks.parquet'}\t"
+        f"{ROOT / 'samples' / 'synth_a.truth.parquet'}\n"
     )
     overrides = {
         "samples": str(folder / "manifest.tsv"),
@@ -44,14 +62,10 @@ def run(tmp_path_factory) -> Path:
         ],
         "pti": {"steps": 30, "checkpoint_every": 10},
         "render": {"batch": 5},
+        "analysis": {"flip_samples": 32},
     }
     (folder / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
-        "--workflow-profile", "none", "--cores", "2", "results/summary.parquet",
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    result = snakemake(folder, *TARGETS)
     assert result.returncode == 0, result.stderr[-4000:]
     return folder / "results"
 
@@ -102,3 +116,47 @@ def test_metrics_rows_pti_and_summary(run):
     assert summary["jitter"]["latent"]["after"] < summary["jitter"]["latent"]["before"]
     table, _ = read_table(run / "summary.parquet")
     assert list(table["video"]) == ["synth_a"] and table["frames"].iloc[0] == FRAMES
+
+
+def shown_items(page, uri: str, category: str) -> dict[str, bool]:
+    """Open ``category`` of the report at ``uri`` and click each result's eye: file name -> whether the browser
+    shows it (an image with pixels, or an HTML page holding a table)."""
+    page.goto(uri)
+    page.get_by_text(category, exact=True).click()
+    shown = {}
+    for k in range(page.locator("a[iconname=eye]").count()):
+        page.locator("a[iconname=eye]").nth(k).click()
+        page.wait_for_timeout(300)
+        for source, width in page.evaluate(
+            "() => Array.from(document.images).map(i => [i.getAttribute('src') || '', i.naturalWidth])"
+        ):
+            if source.startswith("data:image/png"):
+                shown[re.search(r"filename=([^;]+);", source).group(1)] = (
+                    width > 0
+                )  # decoded: the browser could draw it
+        for frame in page.frames[1:]:
+            name = re.search(r"filename=([^;]+);", frame.url)
+            if name:
+                shown[name.group(1)] = "<table" in frame.content()
+    return shown
+
+
+def test_report_opens_in_a_browser_with_every_plot_and_table(run, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    report = tmp_path / "report.html"
+    result = snakemake(run.parent, "--report", str(report), *TARGETS)
+    assert result.returncode == 0, result.stderr[-4000:]
+    expected = {
+        "Videos": {"trajectory.png", "metrics.png", "loss.png", "smile.png", "hair_s.png"},
+        "Directions": {"directions.html", "flips.html"},
+        "Run": {"summary.html", "failures.html"},
+        "Generator": {"samples.png"},
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for category, names in expected.items():
+            shown = shown_items(page, report.as_uri(), category)
+            assert set(shown) == names and all(shown.values()), (category, shown)
+        browser.close()

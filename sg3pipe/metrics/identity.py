@@ -29,28 +29,35 @@ CHIP_CENTRE = (0.0, 0.10)  # centre of the chip in aligned-image unit coordinate
 CHIP_SIDE = 0.66  # side of the chip in aligned-image widths
 
 
-def face_chips(images: np.ndarray) -> np.ndarray:
-    """Cut dlib's face chip from FFHQ-aligned images.
+def face_chips(images: np.ndarray, transforms: np.ndarray | None = None) -> np.ndarray:
+    """Cut dlib's face chip from FFHQ-aligned images, or from crops whose face an aligned image moved by a
+    known similarity (the crops and renders of sg3pipe.render).
 
     Args:
-        images: ``[N, S, S, 3]`` uint8 RGB aligned faces, any side ``S``.
+        images: ``[N, S, S, 3]`` uint8 RGB faces, any side ``S``.
+        transforms: ``[N, 3, 3]`` content-moving similarities (sg3pipe.transforms) that carry each aligned face
+            into its image; None: the images are aligned.
 
     Returns:
         ``[N, 150, 150, 3]`` uint8 chips (bicubic resampling).
     """
     if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"images: expected [N, S, S, 3] uint8 aligned faces, got {list(images.shape)}")
+        raise ValueError(f"images: expected [N, S, S, 3] uint8 faces, got {list(images.shape)}")
     size = images.shape[1]
-    step = CHIP_SIDE * size / CHIP_SIZE  # aligned pixels per chip pixel
-    # chip pixel j (centre j + 0.5) -> unit coordinate -> aligned pixel (u + 0.5) * size - 0.5
-    origin = [(c + 0.5 - CHIP_SIDE / 2) * size - 0.5 + step / 2 for c in CHIP_CENTRE]
-    sampling = np.array([[step, 0.0, origin[0]], [0.0, step, origin[1]]])
+    if transforms is None:
+        transforms = np.broadcast_to(np.eye(3), (len(images), 3, 3))
+    # chip pixel j -> aligned unit coordinate u = origin + j * step -> image unit M @ u -> pixel (x + 0.5) * S - 0.5
+    step = CHIP_SIDE / CHIP_SIZE
+    chip_to_unit = np.array([[step, 0, 0], [0, step, 0], [0, 0, 1.0]])
+    chip_to_unit[:2, 2] = [c - CHIP_SIDE / 2 + step / 2 for c in CHIP_CENTRE]
+    unit_to_pixel = np.array([[size, 0, size / 2 - 0.5], [0, size, size / 2 - 0.5], [0, 0, 1.0]])
+    sampling = unit_to_pixel @ np.asarray(transforms, dtype=np.float64) @ chip_to_unit  # [N, 3, 3]
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     return np.stack(
         [
-            cv2.warpAffine(np.ascontiguousarray(image), sampling, (CHIP_SIZE, CHIP_SIZE), flags=flags,
+            cv2.warpAffine(np.ascontiguousarray(image), matrix[:2], (CHIP_SIZE, CHIP_SIZE), flags=flags,
                            borderMode=cv2.BORDER_REFLECT_101)
-            for image in images
+            for image, matrix in zip(images, sampling, strict=True)
         ]
     )  # fmt: skip
 
@@ -70,12 +77,12 @@ class IdentityModel:
         self.model_path = dlib_model_path(FACE_RECOGNITION_MODEL)
         self._model = _recognition_model(str(self.model_path))
 
-    def descriptors(self, images: np.ndarray) -> np.ndarray:
-        """128-D descriptors of FFHQ-aligned faces ``[N, S, S, 3]`` uint8 -> ``[N, 128]`` float64 (one batched
-        call of dlib's network)."""
+    def descriptors(self, images: np.ndarray, transforms: np.ndarray | None = None) -> np.ndarray:
+        """128-D descriptors of faces ``[N, S, S, 3]`` uint8 -> ``[N, 128]`` float64 (one batched call of dlib's
+        network); ``transforms`` as in :func:`face_chips` (None: aligned faces)."""
         if len(images) == 0:
             return np.empty((0, 128))
-        chips = list(face_chips(images))
+        chips = list(face_chips(images, transforms))
         return np.asarray(self._model.compute_face_descriptor(chips), dtype=np.float64).reshape(len(chips), 128)
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

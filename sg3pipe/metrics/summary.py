@@ -36,7 +36,8 @@ def summary_frame(metrics_paths: list[str | os.PathLike]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_summary(metrics_paths: list[str | os.PathLike], out_path: str | os.PathLike) -> None:
-    """Write :func:`summary_frame` to ``out_path`` (Parquet)."""
+def write_summary(metrics_paths: list[str | os.PathLike], out_path: str | os.PathLike) -> pd.DataFrame:
+    """Write :func:`summary_frame` to ``out_path`` (Parquet); returns it."""
     frame = summary_frame(metrics_paths)
     write_frame(out_path, frame, {"videos": len(frame)})
+    return frame

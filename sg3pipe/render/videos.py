@@ -14,8 +14,8 @@ canvas in ``fov``), the source frame in paste-back videos.
 
 Per-frame metrics (:func:`render_video`'s table, ``metrics.parquet``): for each variant, ``l2.{variant}``
 (MSE in [-1, 1] units of the transformed render against the source crop), ``lpips.{variant}`` when an LPIPS
-module is given, and ``identity.{variant}`` (dlib cosine similarity of the aligned render, drawn without the
-transform, against the aligned source frame) when an identity model is given.
+module is given, and ``identity.{variant}`` (dlib cosine similarity of the render to the source crop, each face
+chip cut through its own crop transform: the variant's and the frame's) when an identity model is given.
 """
 
 from __future__ import annotations
@@ -68,11 +68,10 @@ def render_settings(config: dict | None) -> RenderSettings:
 
 @dataclass
 class SourceClip:
-    """Where a video's pixels come from: the frames stage's ``crops.mkv`` and ``aligned.mkv``, and the source
+    """Where a video's pixels come from: the frames stage's ``crops.mkv``, and the source
     video with the clip options the frames stage decoded it with (``start_s``, ``end_s``, ``max_frames``, ``fps``)."""
 
     crops: str | os.PathLike
-    aligned: str | os.PathLike
     video: str | os.PathLike
     clip: dict
     fps: float
@@ -94,13 +93,11 @@ def render_images(G: Generator, variant: Variant, rows: np.ndarray, with_transfo
 
 
 def _batches(source: SourceClip, batch: int, pasteback: bool) -> Iterator[tuple[np.ndarray, ...]]:
-    """``(crops, aligned, frames or None)`` uint8 batches of the clip, in step."""
-    crops = read_frames(source.crops, batch_size=batch)
-    aligned = read_frames(source.aligned, batch_size=batch)
+    """``(crops, frames or None)`` uint8 batches of the clip, in step."""
     frames = read_frames(source.video, **source.clip, fps=source.fps, batch_size=batch) if pasteback else None
-    for crop_batch, aligned_batch in zip(crops, aligned, strict=True):
+    for crop_batch in read_frames(source.crops, batch_size=batch):
         frame_batch = next(frames).images if frames is not None else None
-        yield crop_batch.images, aligned_batch.images, frame_batch
+        yield crop_batch.images, frame_batch
 
 
 def _fill(rendered: np.ndarray, usable: np.ndarray, source: np.ndarray) -> np.ndarray:
@@ -141,6 +138,7 @@ def render_video(
     pti = next(v for v in variants if v.name == "pti")
     landmarks = column_array(frames_table, "landmarks", (68, 2)).astype(np.float64)
     crop_quad = column_array(frames_table, "crop_quad", (4, 2)).astype(np.float64)[0]
+    source_transforms = column_array(frames_table, "transform", (3, 3)).astype(np.float64)  # the crops' faces
     resolution = generators["base"].img_resolution
     metrics = ["l2"] + ["lpips"] * (lpips is not None) + ["identity"] * (identity is not None)
     columns = {f"{metric}.{v.name}": np.full(n, np.nan) for v in variants for metric in metrics}
@@ -152,13 +150,13 @@ def render_video(
     started, done = time.monotonic(), 0
     with contextlib.ExitStack() as stack:
         sinks = {name: stack.enter_context(VideoSink(out_dir / f"{name}.mp4", source.fps, **audio)) for name in names}
-        for crops, aligned, frames in _batches(source, settings.batch, settings.pasteback):
+        for crops, frames in _batches(source, settings.batch, settings.pasteback):
             rows = np.arange(done, done + len(crops))
             usable = usable_all[rows]
             use = rows[usable]
             shown = {}
             if identity is not None and len(use):
-                descriptors["source"][use] = identity.descriptors(aligned[usable])  # once per batch, for all variants
+                descriptors["source"][use] = identity.descriptors(crops[usable], source_transforms[use])
             with torch.no_grad():
                 for variant in variants:
                     G = generators[variant.generator]
@@ -167,8 +165,7 @@ def render_video(
                     if len(use):
                         _score(columns, variant.name, images, crops[usable], use, lpips)
                         if identity is not None:
-                            drawn = to_uint8(render_images(G, variant, use, with_transform=False))
-                            drawn_descriptors = identity.descriptors(drawn)
+                            drawn_descriptors = identity.descriptors(to_uint8(images), variant.transforms[use])
                             columns[f"identity.{variant.name}"][use] = descriptor_cosine(
                                 drawn_descriptors, descriptors["source"][use]
                             )
@@ -234,8 +231,8 @@ def render_outputs(
     """Render a video's variants from its tables and write ``metrics.parquet`` (one row per frame).
 
     Args:
-        paths: ``frames``, ``latents``, ``smoothed`` (tables), ``crops``, ``aligned`` (the frames stage's
-            videos), ``video`` (the source), ``out_dir`` (where the videos go), ``metrics`` (the table), and
+        paths: ``frames``, ``latents``, ``smoothed`` (tables), ``crops`` (the frames stage's video of
+            unaligned crops), ``video`` (the source), ``out_dir`` (where the videos go), ``metrics`` (the table), and
             optionally ``pti_losses`` (``pti/loss.parquet``, for the PTI start and end loss in the summary).
         edit_tables: ``edits/{edit}.parquet`` of every edit to render.
         clip: the frames stage's clip options (``start_s``, ``end_s``, ``max_frames``).
@@ -256,7 +253,6 @@ def render_outputs(
         )
     source = SourceClip(
         crops=paths["crops"],
-        aligned=paths["aligned"],
         video=paths["video"],
         clip=clip,
         fps=frames_meta["video"]["fps"],

@@ -1,0 +1,94 @@
+"""The figures and tables of the run report (``snakemake --report``): transform trajectories, per-frame metrics
+and HTML tables. Each writes one file atomically; matplotlib draws off screen (Agg)."""
+
+from __future__ import annotations
+
+import html
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sg3pipe.faces.alignment import ffhq_quad  # noqa: E402
+from sg3pipe.faces.crop_transforms import crop_transforms  # noqa: E402
+from sg3pipe.io.atomic import atomic_path  # noqa: E402
+from sg3pipe.io.tables import column_array  # noqa: E402
+
+TRAJECTORY_PARAMETERS = (("angle_deg", "angle (degrees)"), ("tx", "tx (image widths)"), ("ty", "ty (image widths)"))
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
+    """Write ``fig`` as a PNG atomically and close it."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def true_crop_transforms(truth: pd.DataFrame, frames: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The crop transforms the frames stage would compute from the true landmarks of a synthetic clip.
+
+    Args:
+        truth: a ground-truth table (``samples/*.truth.parquet``) with a ``landmarks`` column of 68 points.
+        frames: the video's ``frames.parquet`` (its crop window, ``crop_quad``); rows beyond the truth get NaN.
+
+    Returns:
+        ``angle_deg``, ``tx``, ``ty`` (``[N]``, N = frames) as in ``frames.parquet``.
+    """
+    n = len(frames)
+    window = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)
+    landmarks = np.full((n, 68, 2), np.nan)
+    known = column_array(truth, "landmarks", (68, 2)).astype(np.float64)[:n]
+    landmarks[: len(known)] = known
+    expected = crop_transforms(ffhq_quad(landmarks), window)
+    return {name: np.asarray(expected[name], dtype=np.float64) for name, _ in TRAJECTORY_PARAMETERS}
+
+
+def trajectory_plot(
+    path: str | os.PathLike, frames: pd.DataFrame, smoothed: pd.DataFrame, truth: pd.DataFrame | None = None
+) -> None:
+    """Transform parameters per frame, raw (``frames.parquet``) against smoothed (``smoothed.parquet``) and,
+    when a ground-truth table is given, the truth (:func:`true_crop_transforms`): one panel per parameter."""
+    expected = true_crop_transforms(truth, frames) if truth is not None else None
+    fig, axes = plt.subplots(len(TRAJECTORY_PARAMETERS), 1, figsize=(7, 6), sharex=True)
+    frame = np.arange(len(frames))
+    for ax, (name, label) in zip(axes, TRAJECTORY_PARAMETERS, strict=True):
+        if expected is not None:
+            ax.plot(frame, expected[name], color="0.2", lw=2.5, alpha=0.35, label="ground truth")
+        ax.plot(frame, frames[name].to_numpy(dtype=np.float64), lw=0.8, label="raw")
+        ax.plot(frame, smoothed[name].to_numpy(dtype=np.float64), lw=1.2, label="smoothed")
+        ax.set_ylabel(label)
+    axes[0].legend(loc="best", fontsize="small")
+    axes[-1].set_xlabel("frame")
+    save_figure(fig, path)
+
+
+def metrics_plot(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
+    """Per-frame metrics of the rendered variants (``metrics.parquet``): one panel per metric (``l2``,
+    ``lpips``, ``identity``), one line per variant; unusable frames are gaps."""
+    kinds = [kind for kind in ("l2", "lpips", "identity") if any(c.startswith(f"{kind}.") for c in metrics.columns)]
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 2.4 * len(kinds)), sharex=True, squeeze=False)
+    for ax, kind in zip(axes[:, 0], kinds, strict=True):
+        for column in [c for c in metrics.columns if c.startswith(f"{kind}.")]:
+            ax.plot(metrics["frame"], metrics[column], lw=0.8, label=column.split(".", 1)[1])
+        ax.set_ylabel(kind)
+    axes[0, 0].legend(loc="best", fontsize="x-small", ncol=3)
+    axes[-1, 0].set_xlabel("frame")
+    save_figure(fig, path)
+
+
+def html_table(path: str | os.PathLike, table: pd.DataFrame, title: str, float_format: str = "{:.3f}") -> None:
+    """``table`` as a small standalone HTML page with a heading (what the report shows for a table)."""
+    body = table.to_html(index=False, float_format=float_format.format, na_rep="", border=0)
+    style = "body{font-family:sans-serif} table{border-collapse:collapse} td,th{padding:2px 8px;text-align:right}"
+    title = html.escape(title)
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
+        f"<body><h3>{title}</h3>{body}</body></html>"
+    )
+    with atomic_path(path) as tmp:
+        tmp.write_text(page)
