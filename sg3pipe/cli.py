@@ -90,6 +90,28 @@ def convert_generator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", help="VoxCeleb folder of id* folders (id*/CLIP/*.mp4, or VoxCeleb1's *.txt tracks)")
+    parser.add_argument("--out", required=True, help="manifest TSV to write (the workflow's `samples`)")
+    parser.add_argument("--videos", help="folder of VoxCeleb1's YouTube videos (CLIP.mp4), for *.txt tracks")
+    parser.add_argument("--identities", type=int, help="take this many identities (default: all)")
+    parser.add_argument("--clips-per-identity", type=int, help="and at most this many clips of each (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
+
+
+@command(
+    "manifest", "write a manifest from a VoxCeleb1 or VoxCeleb2 folder, with a seeded subset", _add_manifest_arguments
+)
+def write_manifest(args: argparse.Namespace) -> int:
+    from sg3pipe.voxceleb import build_manifest
+
+    manifest = build_manifest(args.root, args.out, args.videos, args.identities, args.clips_per_identity, args.seed)
+    print(f"wrote  {args.out}: {len(manifest)} videos")
+    if manifest.attrs["missing_videos"]:
+        print(f"left out {manifest.attrs['missing_videos']} face tracks whose video is not in --videos")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sg3pipe`` parser with one subparser per registered command."""
     parser = argparse.ArgumentParser(
