@@ -46,8 +46,9 @@ class GeneratorTrainingConfig:
     channel_max: int = 128
     mapping_lr_multiplier: float = 1.0  # the official 0.01 freezes the mapping: z -> face is then out of reach
     architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
-    first_cutoff: float = 2.0  # f_c,0 of the synthesis network (StyleGAN3's default 2)
-    first_stopband: float = 2**2.1  # f_t,0, which bounds the Fourier input's frequencies (StyleGAN3's default)
+    # Other SynthesisNetwork arguments, e.g. {"first_cutoff": 8, "first_stopband": 17.1}: a wider Fourier input
+    # band lets the R config learn eyes and mouths much sooner on fixed faces (session 9's two-face gate).
+    synthesis_kwargs: dict = field(default_factory=dict)
     steps: int = 6000
     batch: int = 4
     lr: float = 1e-2  # Adam, cosine-decayed to lr / 20 (2e-3 learnt several times slower)
@@ -80,9 +81,8 @@ class GeneratorTrainingConfig:
             mapping_kwargs={"num_layers": 2, "lr_multiplier": self.mapping_lr_multiplier},
             channel_base=self.channel_base,
             channel_max=self.channel_max,
-            first_cutoff=self.first_cutoff,
-            first_stopband=self.first_stopband,
             **arch,
+            **self.synthesis_kwargs,
         )
 
 
