@@ -8,8 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
+import yaml
+from PIL import Image
 
-from sg3pipe.io.tables import read_table
+from sg3pipe.io.tables import column_array, read_table
 from sg3pipe.video.decode import read_all_frames
 from sg3pipe.video.writer import write_video
 
@@ -17,13 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with its default config (and no site profile)."""
     command = [
         sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
         "--workflow-profile", "none", "--cores", "2", "--configfile", str(ROOT / "config" / "config.yaml"), *args,
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -68,3 +71,36 @@ def test_frames_rule_processes_good_videos_and_fails_only_the_broken_ones(tmp_pa
     assert len(read_table(tmp_path / "results" / "broken" / "frames.parquet")[0]) == 100
     failures, _ = read_table(tmp_path / "results" / "failures.parquet")
     assert list(failures["video"]) == ["noface"]
+
+
+@pytest.mark.slow
+def test_a_still_image_goes_through_the_whole_chain_and_its_edits_are_written_as_images(tmp_path):
+    image = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(image)
+    (tmp_path / "manifest.tsv").write_text(f"id\tpath\nphoto\t{image}\n")
+    overrides = {
+        "samples": str(tmp_path / "manifest.tsv"),
+        "device": "cpu",
+        "directions": {"samples": 200, "chunk": 200, "batch": 50, "ratio": 0.1},
+        "edits": [{"name": "hair", "direction": "dark_hair", "space": "w", "factors": [3.0], "unit": "std"}],
+        "pti": {"steps": 4, "checkpoint_every": 2},
+    }
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    result = snakemake(
+        tmp_path, "results/photo/metrics.parquet", "--configfile", str(ROOT / "config" / "config.yaml"),
+        str(tmp_path / "overrides.yaml"), timeout=1200,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    videos = tmp_path / "results" / "photo" / "videos"
+    assert len(read_table(tmp_path / "results" / "photo" / "frames.parquet")[0]) == 1
+    pasted = np.asarray(Image.open(videos / "pasteback-hair-3.png")).astype(int)
+    assert pasted.shape == (512, 512, 3)  # the photo's size, the edit pasted in
+    frames, _ = read_table(tmp_path / "results" / "photo" / "frames.parquet")
+    landmarks = column_array(frames, "landmarks", (68, 2))[0]
+    (x0, y0), (x1, y1) = landmarks.min(axis=0) - 60, landmarks.max(axis=0) + 60  # the face and the mask's margin
+    face = np.zeros((512, 512), bool)
+    face[max(int(y0), 0) : int(y1), max(int(x0), 0) : int(x1)] = True
+    changed = np.abs(pasted - skimage.data.astronaut()).max(axis=2)
+    assert (changed[~face] == 0).all()  # away from the face: the photo's own pixels, exactly
+    assert (changed[face] > 8).sum() > 2000  # the face: the render
+    assert np.asarray(Image.open(videos / "pti.png")).shape == (64, 64, 3)

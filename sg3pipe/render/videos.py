@@ -9,6 +9,9 @@ its rate, with its audio (from the clip's start) when it has one:
 * ``pasteback-{edit}-{factor}.mp4``: each edit warped back into the full source frame under a feathered face
   mask (:mod:`sg3pipe.render.pasteback`), at the source size.
 
+A still image (png/jpg) in the manifest is a one-frame video: each of these also gets its frame as ``{name}.png``
+(the edited photo pasted back is ``pasteback-{edit}-{factor}.png``).
+
 Frames that are not usable are passed through: the source crop in crop-sized videos (centred on a black
 canvas in ``fov``), the source frame in paste-back videos.
 
@@ -66,6 +69,9 @@ def render_settings(config: dict | None) -> RenderSettings:
     return settings(RenderSettings, config)
 
 
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg")  # sources that are still images: their edits are written as images too
+
+
 @dataclass
 class SourceClip:
     """Where a video's pixels come from: the frames stage's ``crops.mkv``, and the source
@@ -76,6 +82,7 @@ class SourceClip:
     clip: dict
     fps: float
     has_audio: bool = False
+    still: bool = False  # a still image (png/jpg): every video also gets its one frame as {name}.png
 
 
 def render_images(G: Generator, variant: Variant, rows: np.ndarray, with_transform: bool = True) -> torch.Tensor:
@@ -149,7 +156,17 @@ def render_video(
         names += [f"pasteback-{v.name.removeprefix('edit-')}" for v in edits]
     started, done = time.monotonic(), 0
     with contextlib.ExitStack() as stack:
-        sinks = {name: stack.enter_context(VideoSink(out_dir / f"{name}.mp4", source.fps, **audio)) for name in names}
+        sinks = {
+            name: stack.enter_context(
+                VideoSink(
+                    out_dir / f"{name}.mp4",
+                    source.fps,
+                    **audio,
+                    still_png=out_dir / f"{name}.png" if source.still else None,
+                )
+            )
+            for name in names
+        }
         for crops, frames in _batches(source, settings.batch, settings.pasteback):
             rows = np.arange(done, done + len(crops))
             usable = usable_all[rows]
@@ -257,6 +274,7 @@ def render_outputs(
         clip=clip,
         fps=frames_meta["video"]["fps"],
         has_audio=probe_video(paths["video"]).has_audio,
+        still=Path(paths["video"]).suffix.lower() in STILL_SUFFIXES,
     )
     columns, summary = render_video(
         source, variants, {"base": G, "pti": G_pti}, frames, paths["out_dir"], settings, identity, lpips

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import ffmpeg
 import numpy as np
+from PIL import Image
 
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.video.ffmpeg import ffmpeg_exe
@@ -30,6 +31,8 @@ class VideoSink:
         audio_from: a media file whose audio track is muxed in (AAC), when it has one; the output ends with the
             shorter of the two.
         audio_start_s: where in ``audio_from`` the audio starts (the clip's start in the source), in seconds.
+        still_png: also save the last frame written as a PNG there (atomically, with the video): the image of a
+            still-image source, whose "video" has one frame.
     """
 
     def __init__(
@@ -39,8 +42,10 @@ class VideoSink:
         codec: str = "h264",
         audio_from: str | os.PathLike | None = None,
         audio_start_s: float = 0.0,
+        still_png: str | os.PathLike | None = None,
     ):
         self.path, self.fps, self.codec, self.audio_from = path, fps, codec, audio_from
+        self.still_png, self._last = still_png, None
         self.audio_start_s = audio_start_s
         self.count = 0  # frames written so far
         self._process = None
@@ -59,6 +64,8 @@ class VideoSink:
             self._process = self._start(*block.shape[1:3])
         self._process.stdin.write(np.ascontiguousarray(block).tobytes())
         self.count += len(block)
+        if self.still_png is not None:
+            self._last = block[-1].copy()
 
     def _start(self, height: int, width: int):
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=self.fps)
@@ -88,6 +95,9 @@ class VideoSink:
             self._atomic.__exit__(type(failure), failure, failure.__traceback__)
             raise
         self._atomic.__exit__(kind, error, traceback)
+        if self.still_png is not None and error is None:
+            with atomic_path(self.still_png) as tmp:
+                Image.fromarray(self._last).save(tmp)
 
 
 def write_video(
