@@ -43,10 +43,10 @@ rule all:
         rules.failures.output.table,
 
 
-# After every run, successful or not: results/failures.parquet (and .tsv) lists each failed job with its reason.
+# After every run, successful or not: results/failures.parquet (.tsv, .html) lists each failed job with its reason.
 onsuccess:
-    write_failures("logs", "results/failures.parquet")
+    write_failures(rules.failures.params.logs, rules.failures.output.table)
 
 
 onerror:
-    report_failures(write_failures("logs", "results/failures.parquet"))
+    report_failures(write_failures(rules.failures.params.logs, rules.failures.output.table))

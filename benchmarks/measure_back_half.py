@@ -24,10 +24,9 @@ import torch
 
 from sg3pipe import load_generator
 from sg3pipe.editing.classifiers import load_scorer
-from sg3pipe.faces.alignment import ffhq_quad
-from sg3pipe.faces.crop_transforms import crop_transforms
 from sg3pipe.io.tables import column_array, read_table
 from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.plots import true_crop_transforms
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.preview import to_uint8
@@ -42,9 +41,7 @@ def angle_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def transform_errors(frames, smoothed, truth, usable) -> dict:
-    window = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)
-    n = len(frames)
-    expected = crop_transforms(ffhq_quad(column_array(truth, "landmarks", (68, 2))[:n].astype(np.float64)), window)
+    expected = true_crop_transforms(truth, frames)
     out = {}
     for name, table in (("raw", frames), ("smoothed", smoothed)):
         angle = angle_difference(table["angle_deg"].to_numpy(), expected["angle_deg"])[usable]

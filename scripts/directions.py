@@ -4,8 +4,8 @@ import logging
 
 from sg3pipe.editing.direction_finding import DirectionSettings, find_directions
 from sg3pipe.editing.sampling import sample_arrays
+from sg3pipe.io.html import html_table
 from sg3pipe.io.tables import read_table
-from sg3pipe.plots import html_table
 from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

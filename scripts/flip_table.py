@@ -9,8 +9,8 @@ from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.editing.flips import describe_flips, flip_tables
 from sg3pipe.editing.sampling import SamplingSettings
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.html import html_table
 from sg3pipe.io.tables import write_frame
-from sg3pipe.plots import html_table
 from sg3pipe.provenance import provenance
 from sg3pipe.scripting import job_logging
 

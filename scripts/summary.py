@@ -1,7 +1,7 @@
 """Snakemake adapter of rule `summary`: one row per video from the metrics tables."""
 
+from sg3pipe.io.html import html_table
 from sg3pipe.metrics.summary import write_summary
-from sg3pipe.plots import html_table
 from sg3pipe.scripting import job_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.html import html_table
 from sg3pipe.io.tables import write_frame
 
 COLUMNS = ("rule", "video", "error", "message", "log")
@@ -34,12 +35,13 @@ def collect_failures(log_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_failures(log_dir: str | os.PathLike, out_path: str | os.PathLike) -> pd.DataFrame:
-    """Write :func:`collect_failures` of ``log_dir`` to the Parquet file ``out_path`` (and a TSV beside it for
-    reading in a terminal or the report); returns the table."""
+    """Write :func:`collect_failures` of ``log_dir`` to the Parquet file ``out_path``, with a TSV (for a terminal)
+    and an HTML page (for the report) beside it; returns the table."""
     table = collect_failures(log_dir)
     write_frame(out_path, table, {"log_dir": str(log_dir)})
     with atomic_path(Path(out_path).with_suffix(".tsv")) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
+    html_table(Path(out_path).with_suffix(".html"), table, "Failed jobs")
     return table
 
 

@@ -1,9 +1,8 @@
-"""The figures and tables of the run report (``snakemake --report``): transform trajectories, per-frame metrics
-and HTML tables. Each writes one file atomically; matplotlib draws off screen (Agg)."""
+"""The figures of the run report (``snakemake --report``): transform trajectories and per-frame metrics. Each
+writes one PNG atomically; matplotlib draws off screen (Agg). Tables are sg3pipe.io.html's."""
 
 from __future__ import annotations
 
-import html
 import os
 
 import matplotlib
@@ -79,16 +78,3 @@ def metrics_plot(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
     axes[0, 0].legend(loc="best", fontsize="x-small", ncol=3)
     axes[-1, 0].set_xlabel("frame")
     save_figure(fig, path)
-
-
-def html_table(path: str | os.PathLike, table: pd.DataFrame, title: str, float_format: str = "{:.3f}") -> None:
-    """``table`` as a small standalone HTML page with a heading (what the report shows for a table)."""
-    body = table.to_html(index=False, float_format=float_format.format, na_rep="", border=0)
-    style = "body{font-family:sans-serif} table{border-collapse:collapse} td,th{padding:2px 8px;text-align:right}"
-    title = html.escape(title)
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>"
-        f"<body><h3>{title}</h3>{body}</body></html>"
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_text(page)

@@ -89,8 +89,8 @@ def build_manifest(
         if segment.file.endswith(".mp4"):
             rows.append({"id": video_id, "path": segment.file})
             continue
-        video = Path(videos or "") / f"{segment.clip}.mp4"
-        if videos is None or not video.exists():
+        video = Path(videos) / f"{segment.clip}.mp4" if videos is not None else None
+        if video is None or not video.exists():
             missing += 1
             continue
         info = probe_video(video)

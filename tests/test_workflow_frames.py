@@ -60,6 +60,8 @@ def test_frames_rule_processes_good_videos_and_fails_only_the_broken_ones(tmp_pa
     assert "the file is empty (0 bytes)" in failures["message"][0]
     assert failures["error"][1] == "NoUsableFaceError" and "noface.mp4" in failures["message"][1]
     assert "2 failed job(s)" in result.stderr
+    page = (tmp_path / "results" / "failures.html").read_text()  # the report's page, refreshed at the run's end
+    assert "noface.mp4" in page and "the file is empty (0 bytes)" in page
 
     # Fixed input: the rerun redoes only that video's job, and its failure leaves the table.
     good = tmp_path / "results" / "astronaut" / "frames.parquet"
