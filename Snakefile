@@ -29,16 +29,8 @@ include: "rules/render.smk"
 rule all:
     input:
         rules.generator_preview.output,
-        expand("results/{video}/frames.parquet", video=video_ids()),
-        expand("results/{video}/latents.parquet", video=video_ids()),
         rules.directions.output.table,
         rules.flip_table.output.table,
-        expand(
-            "results/{video}/edits/{edit}.parquet",
-            video=video_ids(),
-            edit=edit_names(),
-        ),
-        expand("results/{video}/metrics.parquet", video=video_ids()),
         rules.summary.output.table,
         rules.failures.output.table,
 

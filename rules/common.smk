@@ -5,7 +5,6 @@ import pandas as pd
 
 from sg3pipe.failures import report_failures, write_failures
 from sg3pipe.manifest import id_pattern, load_manifest
-from sg3pipe.render.names import video_names
 
 # The conda environment of each rule, relative to the rule files. With `--use-conda`, Snakemake builds it from
 # environment.yml, then runs environment.post-deploy.sh in it, which installs this checkout's sg3pipe.
@@ -113,12 +112,6 @@ def lpips_spec():
     }
 
 
-def rendered_videos():
-    """The names of the videos rule render writes per source video (sg3pipe.render.names)."""
-    edits = [(edit["name"], edit["factors"]) for edit in config["edits"]]
-    return video_names(edits, config["render"]["pasteback"])
-
-
 def render_inputs(wildcards):
     """The per-video tables and videos rule render reads, the source video, the edits and the generators."""
     video = wildcards.video
@@ -126,7 +119,7 @@ def render_inputs(wildcards):
         "video": frames_inputs(wildcards)["video"],
         **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents", "smoothed")},
         "crops": f"results/{video}/crops.mkv",
-        "edits": [f"results/{video}/edits/{name}.parquet" for name in edit_names()],
+        "edits": f"results/{video}/edits",
         "generator": model_path("generator"),
     }
     if config["pti"]["enabled"]:

@@ -88,24 +88,22 @@ rule flip_table:
 
 
 rule edit:
-    """A video's latents edited by every configured edit at each of its factors, and a strip per edit to look at
-    (one job per video, not per edit: the DAG grows with the videos only, and the generator loads once)."""
+    """A video's latents edited by every configured edit at each of its factors, and a strip per edit to look at,
+    in one folder: edits/{edit}.parquet and {edit}.png (one job and one output per video, not per edit: the DAG
+    grows with the videos only, and the generator loads once)."""
     input:
         latents="results/{video}/latents.parquet",
         directions=rules.directions.output.table,
         generator=model_path("generator"),
     output:
-        tables=expand("results/{{video}}/edits/{edit}.parquet", edit=edit_names()),
-        strips=[
-            report(
-                f"results/{{video}}/edits/{edit}.png",
-                caption="../report/edit_strip.rst",
-                category="Videos",
-                subcategory="{video}",
-                labels={"video": "{video}", "figure": f"edit {edit}"},
-            )
-            for edit in edit_names()
-        ],
+        edits=report(
+            directory("results/{video}/edits"),
+            patterns=["{edit}.png"],
+            caption="../report/edit_strip.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "edit {edit}"},
+        ),
     log:
         "logs/edit/{video}.log",
     benchmark:

@@ -9,7 +9,7 @@ rule render:
     input:
         unpack(render_inputs),
     output:
-        videos=expand("results/{{video}}/videos/{name}.mp4", name=rendered_videos()),
+        videos=directory("results/{video}/videos"),
         metrics="results/{video}/metrics.parquet",
         plot=report(
             "results/{video}/metrics.png",
@@ -31,6 +31,7 @@ rule render:
         gpu=gpu_count(),
     params:
         render=config["render"],
+        edits=edit_names(),
         smooth=config["smooth"],
         identity=config["metrics"]["identity"],
         lpips=lpips_spec(),

@@ -19,10 +19,11 @@ STRIP_FRAMES = 4  # frames down the strip, evenly spaced over the inverted ones
 with job_logging(snakemake):
     G = load_generator(snakemake.input.generator, pick_device(snakemake.params.device))
     directions = Path(snakemake.input.directions).parent
-    for spec_config, table_path, strip_path in zip(
-        snakemake.params.specs, snakemake.output.tables, snakemake.output.strips, strict=True
-    ):
+    out_dir = Path(snakemake.output.edits)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for spec_config in snakemake.params.specs:
         spec = EditSpec(**spec_config)
+        table_path, strip_path = out_dir / f"{spec.name}.parquet", out_dir / f"{spec.name}.png"
         record = provenance({"edit": spec_config}, {"generator": snakemake.input.generator})
         metadata = edit_video(snakemake.input.latents, directions, spec, table_path, G, record)
         table, _ = read_table(table_path)

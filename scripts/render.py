@@ -23,12 +23,12 @@ with job_logging(snakemake):
     lpips_spec = snakemake.params.lpips
     lpips = load_lpips(lpips_spec["weights"], lpips_spec["net"], device) if lpips_spec else None
     paths = {name: inputs[name] for name in ("frames", "latents", "smoothed", "crops", "video")}
-    paths.update(out_dir=Path(snakemake.output.metrics).parent / "videos", metrics=snakemake.output.metrics)
+    paths.update(out_dir=Path(snakemake.output.videos), metrics=snakemake.output.metrics)
     paths["pti_losses"] = inputs.pti_losses if "pti_losses" in inputs.keys() else None
     models = {"generator": inputs.generator, **({"pti": inputs.pti} if G_pti is not G else {})}
     render_outputs(
         paths,
-        list(inputs.edits),
+        [Path(inputs.edits) / f"{name}.parquet" for name in snakemake.params.edits],
         G,
         G_pti,
         snakemake.params.clip,
