@@ -1,6 +1,7 @@
 # Stage 1 of the per-video chain: decode, landmarks, FFHQ-aligned crops, unaligned crops, crop transforms.
 # Library: sg3pipe.frames (build_frames). Outputs per video: results/{video}/frames.parquet (one row per
-# decoded frame), aligned.mkv and crops.mkv (lossless, one frame per row).
+# decoded frame), aligned.mkv and crops.mkv (lossless, one frame per row; temporary: Snakemake deletes them once
+# every job that reads them is done, as they are the largest files of a dataset run; `--notemp` keeps them).
 
 
 rule frames:
@@ -8,8 +9,8 @@ rule frames:
         unpack(frames_inputs),
     output:
         table="results/{video}/frames.parquet",
-        aligned="results/{video}/aligned.mkv",
-        crops="results/{video}/crops.mkv",
+        aligned=temp("results/{video}/aligned.mkv"),
+        crops=temp("results/{video}/crops.mkv"),
     log:
         "logs/frames/{video}.log",
     benchmark:

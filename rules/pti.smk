@@ -11,7 +11,7 @@ rule pti:
         crops="results/{video}/crops.mkv",
         generator=model_path("generator"),
     output:
-        generator="results/{video}/pti/generator.safetensors",
+        generator=temp("results/{video}/pti/generator.safetensors"),  # a generator per video: deleted once rendered
         losses="results/{video}/pti/loss.parquet",
         curve=report(
             "results/{video}/pti/loss.png",

@@ -6,8 +6,20 @@ import numpy as np
 import pytest
 import torch
 from generators import CONFIGS, make_generator
+from workflow_runs import TARGETS, prepare_sample_run, snakemake
 
 from sg3pipe.networks.stylegan3 import Generator
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """The ``results`` folder of the short sample run (tests/workflow_runs.py) through the whole chain: shared
+    by the render, report, determinism and SLURM tests, so the chain runs once. ``--notemp`` keeps the crops and
+    the tuned generator, which the render tests read."""
+    folder = prepare_sample_run(tmp_path_factory.mktemp("sample_run"))
+    result = snakemake(folder, "--cores", "2", "--notemp", *TARGETS)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return folder / "results"
 
 
 @pytest.fixture(params=sorted(CONFIGS))

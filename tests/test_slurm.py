@@ -4,19 +4,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from slurm_cluster import ACCOUNT, PARTITION, local_slurm
+from workflow_runs import ROOT, assert_same_tables, prepare_sample_run, snakemake, tables
 
 from sg3pipe.io.tables import read_table
 
-ROOT = Path(__file__).resolve().parents[1]
-CLIP = ROOT / "samples" / "synth_a.mp4"
-TABLES = ("frames", "latents", "smoothed")  # the per-video chain up to smoothing: frames, encode, smooth jobs
+# The sample run's jobs for one video and the model-level ones they need, each a SLURM job.
+CHAIN = ["frames", "encode", "direction_samples", "directions", "flip_table", "edit", "smooth", "pti", "render"]
 
 
 @pytest.fixture(scope="module")
@@ -42,67 +40,47 @@ def site_profile(folder: Path, gpus: bool) -> Path:
     return folder
 
 
-def workdir(folder: Path, videos: dict[str, Path]) -> Path:
-    """A run folder with a manifest of ``videos`` (8 frames each) and small settings."""
-    folder.mkdir(parents=True)
-    (folder / "manifest.tsv").write_text(
-        "id\tpath\tmax_frames\n" + "".join(f"{video}\t{path}\t8\n" for video, path in videos.items())
-    )
-    overrides = {"samples": str(folder / "manifest.tsv"), "device": "cpu", "encode": {"batch_size": 4}}
-    (folder / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    return folder
-
-
-def snakemake(folder: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
-        "--workflow-profile", "none",
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"), *args,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=1500)
-
-
 @pytest.mark.slow
-def test_workflow_runs_through_slurm_like_locally_and_a_failed_job_is_reported(cluster, tmp_path):
+def test_the_sample_workflow_runs_through_slurm_like_locally_and_a_failed_job_is_reported(
+    cluster, sample_run, tmp_path
+):
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
-    videos = {"synth_a": CLIP, "broken": tmp_path / "broken.mp4"}
-    targets = [f"results/{video}/smoothed.parquet" for video in videos]
-    slurm = workdir(tmp_path / "slurm", videos)
+    slurm = prepare_sample_run(tmp_path / "slurm", other_videos={"broken": tmp_path / "broken.mp4"})
+    targets = ["results/synth_a/metrics.parquet", "results/broken/metrics.parquet", "results/analysis/flips.parquet"]
     profile = site_profile(tmp_path / "profile", gpus=False)
-    result = snakemake(slurm, cluster.env(), "--profile", str(profile), "--verbose", *targets)
+    result = snakemake(slurm, "--profile", str(profile), "--verbose", *targets, env=cluster.env())
     assert result.returncode != 0, result.stderr[-3000:]  # the broken video's job failed ...
     log = result.stdout + result.stderr
     failed = r"Error in rule frames:\n.*SLURM status is: 'FAILED'.*\n(.*\n){0,3}.*output: results/broken/frames.parquet"
     assert re.search(failed, log), log[-4000:]
     failures, _ = read_table(slurm / "results" / "failures.parquet")  # the job's own reason, from its log folder
     assert list(failures["video"]) == ["broken"] and "broken.mp4" in failures["message"][0]
-    assert (slurm / "results" / "synth_a" / "smoothed.parquet").exists(), log[-4000:]  # ... the other finished
+    assert (slurm / "results" / "synth_a" / "metrics.parquet").exists(), log[-4000:]  # ... the others finished
 
-    # The jobs went through SLURM: sbatch submitted them and accounting has their end states.
+    # Every job went through SLURM: sbatch submitted it and accounting has its end state.
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", log)
-    assert len(submitted) == 4, log[-4000:]  # frames x2, encode, smooth
+    assert len(submitted) == len(CHAIN) + 1, log[-4000:]  # the chain, and the broken video's frames job
     states = cluster.run("sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(submitted)).stdout
     by_state = [line.split("|")[1] for line in states.strip().splitlines()]
-    assert sorted(by_state) == ["COMPLETED", "COMPLETED", "COMPLETED", "FAILED"], states
+    assert sorted(by_state) == ["COMPLETED"] * len(CHAIN) + ["FAILED"], states
 
-    # Same tables as a local run of the same targets (the data, not the file bytes).
-    local = workdir(tmp_path / "local", {"synth_a": CLIP})
-    result = snakemake(local, cluster.env(), "--cores", "2", targets[0])
-    assert result.returncode == 0, result.stderr[-3000:]
-    for name in TABLES:
-        here, _ = read_table(local / "results" / "synth_a" / f"{name}.parquet")
-        there, _ = read_table(slurm / "results" / "synth_a" / f"{name}.parquet")
-        assert here.equals(there), name
+    # The same tables as the local sample run (the data, not the file bytes), at every stage of the chain.
+    there = tables(slurm / "results")
+    here = {name: table for name, table in tables(sample_run).items() if name in there and name != "failures.parquet"}
+    assert {"synth_a/frames.parquet", "synth_a/latents.parquet", "synth_a/edits/smile.parquet",
+            "synth_a/smoothed.parquet", "synth_a/pti/loss.parquet", "synth_a/metrics.parquet",
+            "directions/synth_generator/directions.parquet", "analysis/flips.parquet"} <= set(here)  # fmt: skip
+    assert_same_tables(here, there)
 
 
 @pytest.mark.slow
 def test_gpu_rules_ask_sbatch_for_a_gpu_with_their_memory_and_runtime(cluster, tmp_path):
     # The profile's GPU rules reach sbatch with --gpus=1; this node has no GPU, so SLURM rejects the submission
     # and the executor reports the call it made (memory and runtime from the profile's set-resources).
-    folder = workdir(tmp_path / "gpu", {"synth_a": CLIP})
+    folder = prepare_sample_run(tmp_path / "gpu")
     profile = site_profile(tmp_path / "profile", gpus=True)
     target = "results/generator/samples.png"
-    result = snakemake(folder, cluster.env(), "--profile", str(profile), target)
+    result = snakemake(folder, "--profile", str(profile), target, env=cluster.env())
     log = result.stdout + result.stderr
     assert result.returncode != 0
     call = re.search(r"sbatch call:\s*\n\s*(sbatch .*)", log)

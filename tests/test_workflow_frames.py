@@ -106,3 +106,7 @@ def test_a_still_image_goes_through_the_whole_chain_and_its_edits_are_written_as
     assert (changed[~face] == 0).all()  # away from the face: the photo's own pixels, exactly
     assert (changed[face] > 8).sum() > 2000  # the face: the render
     assert np.asarray(Image.open(videos / "pti.png")).shape == (64, 64, 3)
+    # The temporary intermediates are gone once rendered (issue 15); the tables stay.
+    photo = tmp_path / "results" / "photo"
+    assert not any((photo / name).exists() for name in ("aligned.mkv", "crops.mkv", "pti/generator.safetensors"))
+    assert (photo / "latents.parquet").exists() and (photo / "pti" / "loss.parquet").exists()

@@ -4,75 +4,33 @@ its `snakemake --report` opened in a headless Chromium."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from workflow_runs import CLIP, FRAMES, LOST, SAMPLE_EDITS, TARGETS, snakemake
 
-from sg3pipe.io.tables import column_array, read_table, write_table
+from sg3pipe.io.tables import read_table
 from sg3pipe.render.names import video_names
 from sg3pipe.video.decode import read_all_frames
 from sg3pipe.video.probe import probe_video
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]  # fmt: skip
-CLIP = ROOT / "samples" / "synth_a.mp4"
-FRAMES = 14
-LOST = range(4, 11)  # frames without landmarks: a gap longer than align.max_gap, so they are unusable
 # h264 (crf 18, 4:2:0 chroma) moves the pixels of a passed-through frame: measured mean luma differences
 # 1.3-1.7 levels on 64 px crops, 0.3 on 256 px frames, against 6.8-8.7 for rendered crops.
 PASSTHROUGH_MEAN_LEVELS = 3.0
-TARGETS = ("results/summary.parquet", "results/failures.parquet", "results/generator/samples.png",
-           "results/analysis/flips.parquet")  # fmt: skip
 
 
-def snakemake(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the workflow in ``folder`` with the repository's config and the test's overrides."""
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
-        "--workflow-profile", "none", "--cores", "2", *args,
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=1200)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    """The workflow's results for synth_a's first 14 frames, 7 of them unusable, two W edits and one S edit."""
-    folder = tmp_path_factory.mktemp("render")
-    truth, _ = read_table(ROOT / "samples" / "synth_a.truth.parquet")
-    keep = (truth["frame"] < FRAMES) & ~truth["frame"].isin(LOST)
-    landmarks = column_array(truth, "landmarks", (136,))[keep.to_numpy()]
-    write_table(folder / "landmarks.parquet", {"frame": truth["frame"][keep].to_numpy(), "landmarks": landmarks}, {})
-    (folder / "manifest.tsv").write_text(
-        f"id\tpath\tmax_frames\tlandmarks\ttruth\nsynth_a\t{CLIP}\t{FRAMES}\t{folder / 'landmarks.parquet'}\t"
-        f"{ROOT / 'samples' / 'synth_a.truth.parquet'}\n"
-    )
-    overrides = {
-        "samples": str(folder / "manifest.tsv"),
-        "device": "cpu",
-        "directions": {"samples": 200, "chunk": 200, "batch": 50, "ratio": 0.1},
-        "edits": [
-            {"name": "smile", "direction": "smiling", "space": "w", "factors": [-2.0, 2.0], "unit": "std"},
-            {"name": "hair_s", "direction": "dark_hair.s", "space": "s", "factors": [3.0], "unit": "std"},
-        ],
-        "pti": {"steps": 30, "checkpoint_every": 10},
-        "render": {"batch": 5},
-        "analysis": {"flip_samples": 32},
-    }
-    (folder / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    result = snakemake(folder, *TARGETS)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return folder / "results"
+@pytest.fixture
+def run(sample_run) -> Path:
+    """The results of synth_a's first 14 frames, 7 of them unusable, two W edits and one S edit (conftest)."""
+    return sample_run
 
 
 def test_every_video_has_every_frame_at_the_source_rate(run):
-    names = video_names([("smile", [-2.0, 2.0]), ("hair_s", [3.0])], pasteback=True)
+    names = video_names([(edit["name"], edit["factors"]) for edit in SAMPLE_EDITS], pasteback=True)
     assert sorted(path.stem for path in (run / "synth_a" / "videos").glob("*.mp4")) == sorted(names)
     assert "pasteback-hair_s-3" in names
     source = probe_video(CLIP)
