@@ -67,7 +67,8 @@ def setup(tmp_path_factory) -> dict:
 
 @pytest.mark.slow
 def test_encode_rule_inverts_every_usable_frame_and_keeps_every_row(tmp_path, setup):
-    result = snakemake(tmp_path, setup, "results/synth_a/latents.parquet")
+    # --notemp: the test reads aligned.mkv, a temporary file Snakemake deletes once encode has read it.
+    result = snakemake(tmp_path, setup, "--notemp", "results/synth_a/latents.parquet")
     assert result.returncode == 0, result.stderr[-3000:]
     frames, _ = read_table(tmp_path / "results" / "synth_a" / "frames.parquet")
     table, meta = read_table(tmp_path / "results" / "synth_a" / "latents.parquet")
