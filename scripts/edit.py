@@ -7,7 +7,7 @@ import numpy as np
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
 from sg3pipe.editing.edits import EditSpec
-from sg3pipe.editing.video_edits import edit_video, edited_images
+from sg3pipe.editing.video_edits import edit_table_path, edit_video, edited_images
 from sg3pipe.io.tables import read_table
 from sg3pipe.provenance import provenance
 from sg3pipe.render.preview import save_png, tile, to_uint8
@@ -23,7 +23,8 @@ with job_logging(snakemake):
     out_dir.mkdir(parents=True, exist_ok=True)
     for spec_config in snakemake.params.specs:
         spec = EditSpec(**spec_config)
-        table_path, strip_path = out_dir / f"{spec.name}.parquet", out_dir / f"{spec.name}.png"
+        table_path = edit_table_path(out_dir, spec.name)
+        strip_path = table_path.with_suffix(".png")
         record = provenance({"edit": spec_config}, {"generator": snakemake.input.generator})
         metadata = edit_video(snakemake.input.latents, directions, spec, table_path, G, record)
         table, _ = read_table(table_path)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
+from sg3pipe.editing.video_edits import edit_table_path
 from sg3pipe.io.tables import read_table
 from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.metrics.lpips_loader import load_lpips
@@ -28,7 +29,7 @@ with job_logging(snakemake):
     models = {"generator": inputs.generator, **({"pti": inputs.pti} if G_pti is not G else {})}
     render_outputs(
         paths,
-        [Path(inputs.edits) / f"{name}.parquet" for name in snakemake.params.edits],
+        [edit_table_path(inputs.edits, name) for name in snakemake.params.edits],
         G,
         G_pti,
         snakemake.params.clip,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
+from workflow_runs import snakemake
 
 from sg3pipe.io.tables import read_table
 
@@ -23,12 +22,8 @@ def test_direction_rules_write_official_boundaries_and_the_flip_table(tmp_path):
     }
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     folder = "results/directions/synth_generator"
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-        "--workflow-profile", "none", "--cores", "2", f"{folder}/directions.parquet", "results/analysis/flips.parquet",
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(tmp_path / "overrides.yaml"),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    targets = [f"{folder}/directions.parquet", "results/analysis/flips.parquet"]
+    result = snakemake(tmp_path, "--cores", "2", *targets, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     directions, meta = read_table(tmp_path / folder / "directions.parquet")
     assert set(directions["attribute"]) == {"smiling", "glasses", "eyes_closed", "dark_hair", "mouth_open", "long_hair"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 import yaml
 from generators import make_generator
+from workflow_runs import snakemake as workflow_snakemake
 
 from sg3pipe.frames import USABLE
 from sg3pipe.inversion import to_tensor
@@ -29,14 +29,8 @@ TINY = {"input_size": 32, "stage_units": [1, 2, 1, 1], "stage_widths": [8, 16, 2
 
 def snakemake(workdir: Path, overrides: dict, *args: str) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with ``overrides`` on top of its config (one core)."""
-    path = workdir / "overrides.yaml"
-    path.write_text(yaml.safe_dump(overrides))
-    command = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--workflow-profile", "none", "--cores", "1", *args,
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(path),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    (workdir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    return workflow_snakemake(workdir, "--cores", "1", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 import skimage.data
 import yaml
 from PIL import Image
+from workflow_runs import snakemake as workflow_snakemake
 
 from sg3pipe.io.tables import column_array, read_table
 from sg3pipe.video.decode import read_all_frames
@@ -20,13 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "Snakefile"
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the repository's workflow in ``workdir`` with its default config (and no site profile)."""
     command = [
         sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--directory", str(workdir),
         "--workflow-profile", "none", "--cores", "2", "--configfile", str(ROOT / "config" / "config.yaml"), *args,
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
@@ -88,10 +89,7 @@ def test_a_still_image_goes_through_the_whole_chain_and_its_edits_are_written_as
         "pti": {"steps": 4, "checkpoint_every": 2},
     }
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    result = snakemake(
-        tmp_path, "results/photo/metrics.parquet", "--configfile", str(ROOT / "config" / "config.yaml"),
-        str(tmp_path / "overrides.yaml"), timeout=1200,
-    )  # fmt: skip
+    result = workflow_snakemake(tmp_path, "--cores", "2", "results/photo/metrics.parquet", timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     videos = tmp_path / "results" / "photo" / "videos"
     assert len(read_table(tmp_path / "results" / "photo" / "frames.parquet")[0]) == 1

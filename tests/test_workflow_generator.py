@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from generators import make_generator
 from PIL import Image
+from workflow_runs import snakemake as workflow_snakemake
 
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.provenance import file_sha256
@@ -30,12 +30,7 @@ def snakemake(workdir: Path, generator: Path, *args: str) -> subprocess.Complete
             }
         )
     )
-    command = [
-        sys.executable, "-m", "snakemake", *args, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--workflow-profile", "none", "--cores", "2",
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(overrides),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return workflow_snakemake(workdir, "--cores", "2", *args, timeout=300)
 
 
 @pytest.fixture(scope="module")

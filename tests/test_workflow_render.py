@@ -1,10 +1,9 @@
-"""A real Snakemake run of the back half (smooth, pti, render, summary) on a short clip with unusable frames, and
-its `snakemake --report` opened in a headless Chromium."""
+"""The videos, metrics and summary of the sample run (conftest: the whole chain on a short clip with unusable
+frames), and its `snakemake --report` opened in a headless Chromium."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,33 +22,27 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 PASSTHROUGH_MEAN_LEVELS = 3.0
 
 
-@pytest.fixture
-def run(sample_run) -> Path:
-    """The results of synth_a's first 14 frames, 7 of them unusable, two W edits and one S edit (conftest)."""
-    return sample_run
-
-
-def test_every_video_has_every_frame_at_the_source_rate(run):
+def test_every_video_has_every_frame_at_the_source_rate(sample_run):
     names = video_names([(edit["name"], edit["factors"]) for edit in SAMPLE_EDITS], pasteback=True)
-    assert sorted(path.stem for path in (run / "synth_a" / "videos").glob("*.mp4")) == sorted(names)
+    assert sorted(path.stem for path in (sample_run / "synth_a" / "videos").glob("*.mp4")) == sorted(names)
     assert "pasteback-hair_s-3" in names
     source = probe_video(CLIP)
     for name in names:
-        info = probe_video(run / "synth_a" / "videos" / f"{name}.mp4")
+        info = probe_video(sample_run / "synth_a" / "videos" / f"{name}.mp4")
         assert info.n_frames == FRAMES, name
         assert info.fps == pytest.approx(source.fps), name
-    assert probe_video(run / "synth_a" / "videos" / "pasteback-smile-2.mp4").width == source.width
-    assert probe_video(run / "synth_a" / "videos" / "side_by_side.mp4").width == 64 * 5  # source, pti, 3 edits
-    assert probe_video(run / "synth_a" / "videos" / "fov.mp4").width == 64 + 32
+    assert probe_video(sample_run / "synth_a" / "videos" / "pasteback-smile-2.mp4").width == source.width
+    assert probe_video(sample_run / "synth_a" / "videos" / "side_by_side.mp4").width == 64 * 5  # source, pti, 3 edits
+    assert probe_video(sample_run / "synth_a" / "videos" / "fov.mp4").width == 64 + 32
 
 
-def test_unusable_frames_pass_the_source_through(run):
-    crops = read_all_frames(run / "synth_a" / "crops.mkv")
+def test_unusable_frames_pass_the_source_through(sample_run):
+    crops = read_all_frames(sample_run / "synth_a" / "crops.mkv")
     source = read_all_frames(CLIP)[:FRAMES]
     lost = np.array(list(LOST))
     kept = np.setdiff1d(np.arange(FRAMES), lost)
-    edit = read_all_frames(run / "synth_a" / "videos" / "edit-smile-2.mp4")
-    pasted = read_all_frames(run / "synth_a" / "videos" / "pasteback-smile-2.mp4")
+    edit = read_all_frames(sample_run / "synth_a" / "videos" / "edit-smile-2.mp4")
+    pasted = read_all_frames(sample_run / "synth_a" / "videos" / "pasteback-smile-2.mp4")
 
     def mean_levels(a, b):  # mean absolute luma difference per frame
         luma = np.array([0.299, 0.587, 0.114])
@@ -60,8 +53,8 @@ def test_unusable_frames_pass_the_source_through(run):
     assert (mean_levels(edit[kept], crops[kept]) > 2 * PASSTHROUGH_MEAN_LEVELS).all()  # a render, not the crop
 
 
-def test_metrics_rows_pti_and_summary(run):
-    metrics, meta = read_table(run / "synth_a" / "metrics.parquet")
+def test_metrics_rows_pti_and_summary(sample_run):
+    metrics, meta = read_table(sample_run / "synth_a" / "metrics.parquet")
     assert len(metrics) == FRAMES
     usable = metrics["usable"].to_numpy()
     assert usable.sum() == FRAMES - len(LOST)
@@ -69,12 +62,12 @@ def test_metrics_rows_pti_and_summary(run):
     assert np.isfinite(metrics["identity.edit-smile-2"].to_numpy()[usable]).all()
     # PTI fits the crops better than the generator it started from, on the same smoothed latents.
     assert metrics["l2.pti"][usable].mean() < metrics["l2.smoothed"][usable].mean()
-    _, pti_meta = read_table(run / "synth_a" / "pti" / "loss.parquet")
+    _, pti_meta = read_table(sample_run / "synth_a" / "pti" / "loss.parquet")
     assert pti_meta["end_l2"] < pti_meta["start_l2"]
     summary = meta["summary"]
     assert 0.5 < summary["edit-smile-2"]["tl_id"] <= 1.5 and summary["render_fps"] > 0
     assert summary["jitter"]["latent"]["after"] < summary["jitter"]["latent"]["before"]
-    table, _ = read_table(run / "summary.parquet")
+    table, _ = read_table(sample_run / "summary.parquet")
     assert list(table["video"]) == ["synth_a"] and table["frames"].iloc[0] == FRAMES
 
 
@@ -101,11 +94,11 @@ def shown_items(page, uri: str, category: str) -> dict[str, bool]:
     return shown
 
 
-def test_report_opens_in_a_browser_with_every_plot_and_table(run, tmp_path):
+def test_report_opens_in_a_browser_with_every_plot_and_table(sample_run, tmp_path):
     from playwright.sync_api import sync_playwright
 
     report = tmp_path / "report.html"
-    result = snakemake(run.parent, "--report", str(report), *TARGETS)
+    result = snakemake(sample_run.parent, "--report", str(report), *TARGETS)
     assert result.returncode == 0, result.stderr[-4000:]
     expected = {
         "Videos": {"trajectory.png", "metrics.png", "loss.png", "smile.png", "hair_s.png"},

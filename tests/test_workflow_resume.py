@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_runs import workflow_command
 
 from sg3pipe.io.tables import read_table
 
@@ -20,11 +20,7 @@ CLIP = ROOT / "samples" / "synth_a.mp4"
 
 
 def command(folder: Path, target: str) -> list[str]:
-    return [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
-        "--workflow-profile", "none", "--cores", "2", "--rerun-incomplete", target,
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
-    ]  # fmt: skip
+    return workflow_command(folder, "--cores", "2", "--rerun-incomplete", target)
 
 
 @pytest.mark.slow

@@ -27,15 +27,19 @@ SAMPLE_EDITS = [
 TIMING_COLUMNS = {"render_fps"}  # columns that measure the machine, not the data
 
 
-def snakemake(folder: Path, *args: str, env: dict | None = None, timeout: float = 1500) -> subprocess.CompletedProcess:
-    """Run the workflow in ``folder`` with the repository's config, then ``folder/overrides.yaml``, and no site
-    profile (``args`` may name one with ``--profile``)."""
-    command = [
+def workflow_command(folder: Path, *args: str) -> list[str]:
+    """The command that runs the workflow in ``folder`` with the repository's config, then
+    ``folder/overrides.yaml``, and no site profile (``args`` may name one with ``--profile``)."""
+    return [
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
         "--workflow-profile", "none", *args,
         "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def snakemake(folder: Path, *args: str, env: dict | None = None, timeout: float = 1500) -> subprocess.CompletedProcess:
+    """Run :func:`workflow_command` and wait for it."""
+    return subprocess.run(workflow_command(folder, *args), capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def prepare_sample_run(folder: Path, other_videos: dict[str, Path] | None = None) -> Path:

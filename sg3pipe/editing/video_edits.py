@@ -25,6 +25,12 @@ from sg3pipe.networks.stylegan3 import Generator
 log = logging.getLogger(__name__)
 
 
+def edit_table_path(edits_dir: str | os.PathLike, name: str) -> Path:
+    """The table of edit ``name`` in a video's edits folder: ``{edits_dir}/{name}.parquet`` (rule edit writes its
+    strip picture beside it as ``{name}.png``; rule render reads the table)."""
+    return Path(edits_dir) / f"{name}.parquet"
+
+
 def load_direction(directions_dir: str | os.PathLike, name: str) -> tuple[np.ndarray, dict]:
     """The direction ``name`` of a directions folder and its row of ``directions.parquet``.
 
