@@ -1,4 +1,4 @@
-"""End-to-end speed of the per-video chain (frames, encode, edit, smooth, pti, render) on a bundled sample clip:
+"""End-to-end speed of the per-video chain (frames, encode, pti, render: edits, smoothing, videos) on a bundled sample clip:
 the workflow's batched settings against the same chain one frame at a time (the official code's way: decoding,
 inversion and rendering with batch 1), both real Snakemake runs of the repository's workflow, one after the other
 in this benchmark.
@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PER_VIDEO_RULES = ("frames", "encode", "edit", "smooth", "pti", "render")
+PER_VIDEO_RULES = ("frames", "encode", "pti", "render")
 ONE_AT_A_TIME = {"ingest": {"batch_size": 1}, "encode": {"batch_size": 1}, "render": {"batch": 1}}
 
 

@@ -2,8 +2,8 @@
 
 Writes a manifest of N rows (every row points at the bundled sample clip, so each video's chain is the
 sample's), runs ``snakemake -n`` on it in an empty working folder, and prints the wall time and the number of
-jobs for each N. Issue 15's bar: 10,000 videos in at most 60 s on 2 cores, growing linearly. Measured on 2 cores:
-1,000 videos 9.6 s, 5,000 44.2 s, 10,000 (60,007 jobs) 91.0 s.
+jobs for each N. Issue 15's bar: 10,000 videos in at most 60 s on 2 cores, growing linearly. Measured on 2 idle
+cores, four jobs per video: 1,000 videos 6.8 s, 5,000 31.5 s, 10,000 (40,007 jobs) 61.3 s (60.7 s in another run).
 
     python benchmarks/bench_dag.py --sizes 1000 5000 10000
 """

@@ -56,12 +56,6 @@ def frames_inputs(wildcards):
     return {"video": row["path"], **{k: row[k] for k in ("landmarks", "face_track") if k in row}}
 
 
-def truth_input(wildcards):
-    """The ground-truth table of a video when its manifest row names one (`truth`), else nothing."""
-    row = manifest_row(wildcards.video)
-    return {"truth": row["truth"]} if "truth" in row else {}
-
-
 def frames_options(wildcards):
     """The clip of the video to use: the manifest's start_s, end_s, max_frames when given."""
     row = manifest_row(wildcards.video)
@@ -95,11 +89,6 @@ def scorer_spec():
     return spec
 
 
-def edit_names():
-    """The names of the configured edits, in config order."""
-    return [edit["name"] for edit in config["edits"]]
-
-
 def lpips_spec():
     """The LPIPS backbone of config encode (weights path resolved, or None: no LPIPS) and its net."""
     weights = config["encode"].get("lpips_weights")
@@ -113,13 +102,16 @@ def lpips_spec():
 
 
 def render_inputs(wildcards):
-    """The per-video tables and videos rule render reads, the source video, the edits and the generators."""
+    """The inputs of rule `render`, the source video, its ground-truth table when the manifest names one, the
+    per-video tables and crops, the directions and the generators."""
     video = wildcards.video
+    row = manifest_row(video)
     inputs = {
-        "video": frames_inputs(wildcards)["video"],
-        **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents", "smoothed")},
+        "video": row["path"],
+        **({"truth": row["truth"]} if "truth" in row else {}),
+        **{name: f"results/{video}/{name}.parquet" for name in ("frames", "latents")},
         "crops": f"results/{video}/crops.mkv",
-        "edits": f"results/{video}/edits",
+        "directions": f"{DIRECTIONS}/directions.parquet",  # written by rules/directions.smk
         "generator": model_path("generator"),
     }
     if config["pti"]["enabled"]:

@@ -1,7 +1,6 @@
-# Model-level editing: directions of models.generator scored by models.scorer (shared by all videos), their
-# edits of every video, and how cleanly they edit. Library: sg3pipe.editing.
-# Outputs: results/directions/{generator}/ (samples, one .npy per direction, directions.parquet),
-# results/{video}/edits/{edit}.parquet and .png, results/analysis/flips.parquet.
+# Model-level editing: directions of models.generator scored by models.scorer (shared by all videos), and how
+# cleanly they edit. Library: sg3pipe.editing. Outputs: results/directions/{generator}/ (samples, one .npy per
+# direction, directions.parquet), results/analysis/flips.parquet. Rule render applies the edits to each video.
 
 DIRECTIONS = f"results/directions/{generator_name()}"
 
@@ -85,41 +84,6 @@ rule flip_table:
         device=config["device"],
     script:
         "../scripts/flip_table.py"
-
-
-rule edit:
-    """A video's latents edited by every configured edit at each of its factors, and a strip per edit to look at,
-    in one folder: edits/{edit}.parquet and {edit}.png (one job and one output per video, not per edit: the DAG
-    grows with the videos only, and the generator loads once)."""
-    input:
-        latents="results/{video}/latents.parquet",
-        directions=rules.directions.output.table,
-        generator=model_path("generator"),
-    output:
-        edits=report(
-            directory("results/{video}/edits"),
-            patterns=["{edit}.png"],
-            caption="../report/edit_strip.rst",
-            category="Videos",
-            subcategory="{video}",
-            labels={"video": "{video}", "figure": "edit {edit}"},
-        ),
-    log:
-        "logs/edit/{video}.log",
-    benchmark:
-        "benchmarks/out/edit/{video}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 2
-    resources:
-        mem_mb=3000,
-        runtime=30,
-        gpu=gpu_count(),
-    params:
-        specs=config["edits"],
-        device=config["device"],
-    script:
-        "../scripts/edit.py"
 
 
 rule dci:

@@ -1,14 +1,38 @@
-# Stage 5 of the per-video chain: every video a user watches, and the per-frame metrics. Library:
-# sg3pipe.render (variants, videos, fov, pasteback). Output per video: results/{video}/videos/*.mp4 and
-# results/{video}/metrics.parquet; per run: results/summary.parquet.
+# Stage 4 of the per-video chain, after PTI: the edits of the latents, temporal smoothing, every video a user
+# watches and the per-frame metrics. Library: sg3pipe.editing.video_edits (write_video_edits), sg3pipe.temporal
+# (smooth_video), sg3pipe.render (variants, videos, fov, pasteback). Outputs per video: results/{video}/edits/,
+# smoothed.parquet, videos/*.mp4, metrics.parquet; per run: results/summary.parquet.
+# One job does all of it: editing and smoothing are seconds of latent arithmetic that only rendering reads, and
+# every job costs the DAG about 1.5 ms per video at dataset scale (benchmarks/bench_dag.py) and a cluster a
+# submission.
 
 
 rule render:
-    """Reconstruction, smoothed, PTI, every edit at every factor, field of view, side by side and paste-back
-    videos, each with as many frames as the source clip, its rate and its audio; metrics per frame."""
+    """Each configured edit of the latents at each factor (edits/{edit}.parquet and a strip {edit}.png); fine
+    rows averaged over the video, then the configured temporal filter on latents and on the transforms'
+    parameters, plotted against the truth when the manifest names a ground-truth table (smoothed.parquet,
+    trajectory.png; every frame keeps its row, unusable ones NaN); then the reconstruction, smoothed, PTI, edit,
+    field-of-view, side-by-side and paste-back videos, each with as many frames as the source clip, its rate and
+    its audio, and metrics per frame."""
     input:
         unpack(render_inputs),
     output:
+        edits=report(
+            directory("results/{video}/edits"),
+            patterns=["{edit}.png"],
+            caption="../report/edit_strip.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "edit {edit}"},
+        ),
+        smoothed="results/{video}/smoothed.parquet",
+        trajectory=report(
+            "results/{video}/trajectory.png",
+            caption="../report/trajectory.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "transform trajectory"},
+        ),
         videos=directory("results/{video}/videos"),
         metrics="results/{video}/metrics.parquet",
         plot=report(
@@ -30,9 +54,9 @@ rule render:
         runtime=60,
         gpu=gpu_count(),
     params:
-        render=config["render"],
-        edits=edit_names(),
+        edits=config["edits"],
         smooth=config["smooth"],
+        render=config["render"],
         identity=config["metrics"]["identity"],
         lpips=lpips_spec(),
         clip=frames_options,

@@ -45,7 +45,7 @@ from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.settings import settings as settings_from_config
-from sg3pipe.training import resume, save_checkpoint
+from sg3pipe.training import remove_checkpoint, resume, save_checkpoint
 from sg3pipe.video.decode import read_all_frames
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class PTISettings:
     early_stop_patience: int = 0  # 0: off; else the plateau test of EarlyStop over windows of this many steps
     early_stop_min_delta: float = 0.01  # relative improvement of the windowed mean loss that counts as progress
     seed: int = 0  # seed of the frame sampling
+    # Keep work_dir/checkpoint.pt (the tuned generator and its Adam state, about 3x the generator) once the
+    # results are written, so that a rerun with more steps goes on from it; False deletes it (dataset runs).
+    keep_checkpoint: bool = False
 
 
 def pti_settings(config: dict | None) -> PTISettings:
@@ -219,6 +222,7 @@ def tune_generator(
     rng = torch.Generator().manual_seed(settings.seed)
     parts = {"generator": tuned, "optimizer": optimizer}
     config = {**dataclasses.asdict(settings), "inputs": _fingerprint(G, video, lpips)}
+    del config["keep_checkpoint"]  # what happens after the run is not part of the run
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -418,6 +422,8 @@ def tune_video(
     Args:
         paths: ``frames`` and ``latents`` (tables; the pivots are the raw per-frame latents and the transforms
             the frames stage's) and ``crops`` (``crops.mkv``).
+        work_dir: the checkpoint's folder (:func:`tune_generator`); removed once the results are written unless
+            ``settings.keep_checkpoint``.
         outputs: ``generator`` (sg3pipe ``.safetensors``; its metadata keeps the SHA-256 of the file ``G`` was
             loaded from), ``losses`` (one row per step; the metadata holds the mean per-frame MSE of the
             transformed render before and after, ``start_l2`` and ``end_l2``, and the outcome) and ``curve``
@@ -453,6 +459,8 @@ def tune_video(
     _loss_curve(result.losses, outputs["curve"])
     write_table(outputs["losses"], pti_loss_table(result.losses), metadata)
     save_generator(result.generator, outputs["generator"])
+    if not settings.keep_checkpoint:
+        remove_checkpoint(work_dir)
     return result
 
 

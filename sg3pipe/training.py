@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,16 @@ def resume(
     rng.set_state(state["rng"])
     log.info("resumed %s at step %d", checkpoint, state["step"])
     return state["step"], state["losses"]
+
+
+def remove_checkpoint(out_dir: str | os.PathLike) -> None:
+    """Delete what :func:`save_checkpoint` writes in ``out_dir`` (``checkpoint.pt``, ``losses.json``), then
+    ``out_dir`` itself when nothing else is in it."""
+    out_dir = Path(out_dir)
+    for name in (CHECKPOINT, "losses.json"):
+        (out_dir / name).unlink(missing_ok=True)
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def save_checkpoint(

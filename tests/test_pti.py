@@ -9,6 +9,7 @@ generator has to move to reproduce the crops from them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -151,7 +152,8 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(G, vi
     first = tune_generator(G, crops, pivots, transforms, s, tmp_path / "split", max_steps_this_run=2)
     assert first.outcome == "interrupted" and not first.done and len(first.losses) == 2
     assert (tmp_path / "split" / CHECKPOINT).exists()
-    resumed = tune_generator(G, crops, pivots, transforms, s, tmp_path / "split")
+    keeping = dataclasses.replace(s, keep_checkpoint=True)  # what happens after the run: not the run's config
+    resumed = tune_generator(G, crops, pivots, transforms, keeping, tmp_path / "split")
     straight = tune_generator(G, crops, pivots, transforms, s, tmp_path / "straight")
     assert resumed.outcome == straight.outcome == "completed"
     assert_same_losses(resumed.losses, straight.losses)

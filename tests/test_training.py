@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sg3pipe.training import cosine_lr, resume, save_checkpoint
+from sg3pipe.training import cosine_lr, remove_checkpoint, resume, save_checkpoint
 
 
 def test_cosine_lr_decays_from_lr_to_a_twentieth_and_stays():
@@ -33,3 +33,15 @@ def test_checkpoint_round_trip_resumes_with_more_steps_but_not_another_config(tm
     assert torch.equal(torch.rand(3, generator=rng_restored), drawn)
     with pytest.raises(ValueError, match="another config"):
         resume(tmp_path, {"model": restored}, rng_restored, {**config, "lr": 1e-2})
+
+
+def test_remove_checkpoint_deletes_its_files_and_an_emptied_folder_only(tmp_path):
+    parts = {"net": torch.nn.Linear(2, 2)}
+    for folder in (tmp_path / "alone", tmp_path / "shared"):
+        save_checkpoint(folder, parts, torch.Generator(), 1, [{"l2": 0.5}], {"lr": 0.1})
+    (tmp_path / "shared" / "notes.txt").write_text("the user's")
+    remove_checkpoint(tmp_path / "alone")
+    remove_checkpoint(tmp_path / "shared")
+    remove_checkpoint(tmp_path / "never")  # nothing there: nothing to do
+    assert not (tmp_path / "alone").exists()
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["notes.txt"]

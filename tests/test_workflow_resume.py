@@ -58,3 +58,4 @@ def test_pti_killed_after_a_checkpoint_resumes_there_on_the_rerun(tmp_path):
     assert "resumed" in log and "at step" in log, log[-2000:]
     losses, meta = read_table(pti / "loss.parquet")
     assert len(losses) == 60 and meta["end_l2"] < meta["start_l2"]
+    assert not checkpoint.parent.exists()  # the finished tuning's checkpoint is deleted (pti.keep_checkpoint)

@@ -21,13 +21,15 @@ from sg3pipe.editing.directions import flat_styles_of, load_boundary, render_fla
 from sg3pipe.editing.edits import EditSpec, edit_latents, edit_styles, factor_in_raw_units
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.provenance import provenance
+from sg3pipe.render.preview import save_png, tile, to_uint8
 
 log = logging.getLogger(__name__)
 
 
 def edit_table_path(edits_dir: str | os.PathLike, name: str) -> Path:
-    """The table of edit ``name`` in a video's edits folder: ``{edits_dir}/{name}.parquet`` (rule edit writes its
-    strip picture beside it as ``{name}.png``; rule render reads the table)."""
+    """The table of edit ``name`` in a video's edits folder: ``{edits_dir}/{name}.parquet``, with its strip
+    picture beside it as ``{name}.png`` (:func:`write_video_edits`)."""
     return Path(edits_dir) / f"{name}.parquet"
 
 
@@ -125,3 +127,39 @@ def edited_images(
             edited = torch.from_numpy(column_array(table, "latent_edited", tuple(shapes["latent_edited"]))[rows])
             images = [G.synthesis(edited[:, i].to(device), transform=transform) for i in range(k)]
     return torch.stack(images, dim=1)
+
+
+def write_video_edits(
+    latents_path: str | os.PathLike,
+    directions_dir: str | os.PathLike,
+    specs: list[dict],
+    out_dir: str | os.PathLike,
+    G: Generator,
+    generator_path: str | os.PathLike,
+    strip_frames: int = 4,
+) -> list[Path]:
+    """Every configured edit of a video, in ``out_dir``: the table of each (:func:`edit_video`) and a strip
+    picture, ``{name}.png``: ``strip_frames`` inverted frames evenly spaced over the video (rows) by the edit's
+    factors (columns), aligned, from the generator ``G`` loaded from ``generator_path``.
+
+    Args:
+        specs: the config's ``edits`` entries (:class:`EditSpec` fields), in order.
+
+    Returns:
+        The tables' paths, in the order of ``specs``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for spec_config in specs:
+        spec = EditSpec(**spec_config)
+        table_path = edit_table_path(out_dir, spec.name)
+        record = provenance({"edit": spec_config}, {"generator": generator_path})
+        metadata = edit_video(latents_path, directions_dir, spec, table_path, G, record)
+        table, _ = read_table(table_path)
+        inverted = np.flatnonzero(table["inverted"].to_numpy())
+        rows = inverted[np.linspace(0, len(inverted) - 1, min(strip_frames, len(inverted))).round().astype(int)]
+        images = edited_images(G, table, metadata, rows)  # [frames, factors, 3, R, R]
+        save_png(table_path.with_suffix(".png"), tile(to_uint8(images.flatten(0, 1)), images.shape[1]), record)
+        tables.append(table_path)
+    return tables
