@@ -57,10 +57,6 @@ class GeneratorTrainingConfig:
     max_shift: float = 0.15  # and translation in +-max_shift image widths, per axis
     identity_fraction: float = 0.25  # share of samples rendered at the identity (aligned) pose
     curriculum: float = 0.0  # transforms grow from none to the full ranges over this share of the steps
-    # Faces grow from near the mean face to the whole distribution: the face coordinates of z are scaled by
-    # diversity_start at step 0, rising linearly to 1 over diversity_curriculum of the steps (face_diversity).
-    diversity_start: float = 1.0
-    diversity_curriculum: float = 0.0
     ema_halflife_steps: float = 200.0  # G_ema, the shipped network, averages the weights with this half-life
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoints
@@ -93,18 +89,6 @@ class GeneratorTrainingConfig:
 def face_params(z: torch.Tensor) -> torch.Tensor:
     """The face a latent ``z [N, z_dim]`` stands for: ``[N, NUM_PARAMS]`` renderer parameters, identity pose."""
     return params_from_normal(normalize_2nd_moment(z.float())[:, :NUM_LATENT])
-
-
-def face_diversity(z: torch.Tensor, scale: float) -> torch.Tensor:
-    """``z [N, z_dim]`` with its face coordinates (the first ``NUM_LATENT``, which :func:`face_params` reads)
-    scaled by ``scale`` and the others kept: with ``scale < 1`` the faces lie nearer the mean face (every
-    parameter nearer the middle of its range; :func:`face_params` renormalises z, so the parameters' spread
-    shrinks somewhat less than ``scale``). Same shape; ``scale = 1`` returns ``z``."""
-    if scale == 1.0:
-        return z
-    factors = torch.ones(z.shape[1], dtype=z.dtype, device=z.device)
-    factors[:NUM_LATENT] = scale
-    return z * factors
 
 
 def random_transforms(
@@ -359,9 +343,6 @@ def train_generator(
     started = time.monotonic()
     while step < cfg.steps:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
-        if cfg.diversity_curriculum > 0:
-            grown = min(1.0, step / max(cfg.diversity_curriculum * cfg.steps, 1))
-            z = face_diversity(z, cfg.diversity_start + (1 - cfg.diversity_start) * grown)
         strength = min(1.0, step / max(cfg.curriculum * cfg.steps, 1)) if cfg.curriculum > 0 else 1.0
         content = random_transforms(
             cfg.batch, rng, strength * cfg.max_angle_deg, strength * cfg.max_shift, cfg.identity_fraction
