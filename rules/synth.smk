@@ -30,9 +30,9 @@ rule synth_samples:
 
 
 rule synth_classifier:
-    """Train the synthetic world's attribute classifier on renders under random similarity transforms (about
-    15 minutes on 2 CPU cores; resumes from results/synth_models/classifier/checkpoint.pt) and write the
-    shipped model file with its held-out accuracy. Rebuild with
+    """Train the synthetic world's attribute classifier on renders under random similarity transforms (5,000
+    steps: 25 minutes on one CPU core with the other one busy; resumes from
+    results/synth_models/classifier/checkpoint.pt) and write the shipped model file with its held-out accuracy. Rebuild with
     `snakemake --cores 2 --forcerun synth_classifier synth_classifier`. Not part of `all`."""
     output:
         classifier="models/synth_classifier.safetensors",

@@ -23,9 +23,11 @@ from sg3pipe.synth.renderer import LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_classifier.safetensors"
-# models/synth_classifier.quality.json: 95.3-98.9% per attribute on 2,048 held-out renders under random
-# similarities. 256 renders have a standard error of about 1.4 points at 95%: floor 91%.
+# models/synth_classifier.quality.json: 97.4-99.3% per attribute on 2,048 held-out renders under random
+# similarities (issue 13's bar: 97%). On the 256 renders below 94.9-100%; 256 renders have a standard error of
+# about 1.4 points at 95%: floor 91%.
 ACCURACY_FLOOR = 0.91
+BAR = 0.97
 
 
 def test_shipped_classifier_is_small_and_keeps_its_accuracy():
@@ -35,7 +37,7 @@ def test_shipped_classifier_is_small_and_keeps_its_accuracy():
     accuracy = classifier_accuracy(net, n=256, seed=7)
     print("shipped classifier accuracy:", accuracy)
     recorded = json.loads(SHIPPED.with_suffix("").with_suffix(".quality.json").read_text())["accuracy"]
-    assert set(recorded) == set(LABELS)
+    assert set(recorded) == set(LABELS) and min(recorded.values()) >= BAR, recorded
     assert min(accuracy.values()) >= ACCURACY_FLOOR, accuracy
 
 

@@ -48,16 +48,16 @@ class ClassifierTrainingConfig:
     """Architecture and training of the synthetic classifier (defaults are the shipped model's)."""
 
     resolution: int = 64  # input size in pixels; other sizes are resampled to it
-    widths: tuple[int, ...] = (16, 32, 64, 128)  # channels of the stem, then of each stride-2 stage
-    steps: int = 3000
+    widths: tuple[int, ...] = (24, 48, 96, 192)  # channels of the stem, then of each stride-2 stage
+    steps: int = 5000
     batch: int = 32
     lr: float = 2e-3  # Adam, cosine-decayed to lr / 20
     max_angle_deg: float = 25.0  # training transforms: rotation in +-max_angle_deg
     max_shift: float = 0.15  # translation in +-max_shift image widths per axis
     scale_range: tuple[float, float] = (0.85, 1.15)  # uniform scale factor
     curriculum: float = 0.4  # transforms grow from none to the full ranges over this share of the steps
-    seed: int = 0
-    checkpoint_every: int = 100
+    seed: int = 1
+    checkpoint_every: int = 250
     extra: dict = field(default_factory=dict)
 
 
