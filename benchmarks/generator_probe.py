@@ -16,6 +16,14 @@ Measured (session 11, one CPU thread, 0.3-0.45 s per step; accuracy with the 97%
   glasses 49%, eyes_closed 55%, mouth_open 59%, hair 96-97%.
 - From probeE with classifier features (0.1) and attributes (0.05) and landmark weight 10, lr 5e-3: the eye
   spots faded within 2,500 steps (stopped).
+- probeI: probeH's G, landmark weight 20, attribute term 0.02 with the teacher classifier (the one shipped
+  before session 11, ``generator_recipe.TEACHER``), lr 3e-3, an 8,000-step schedule stopped at 6,000: eyes and
+  mouths that follow z on most faces, faint glasses: smiling 52%, glasses 60%, eyes_closed 82%, mouth_open 85%.
+- probeJ (shipped): probeI's G, attribute term 0.1, lr 2e-3, 3,000 steps: smiling 58%, glasses 66%, eyes_closed
+  85%, mouth_open 85%, hair 97-98%. The teacher itself reads 91-94% on the same images: the attribute term is
+  partly met by patterns that fool the one classifier it uses and that the independent classifier ignores.
+- probeK (attribute term 0.3) and probeL (0.3 through random similarities, ``attribute_augment`` 1) from
+  probeI: no better than probeJ after 1,150 and 550 steps (smiling 53%, glasses 63-65%); stopped.
 
     python benchmarks/generator_probe.py /tmp/probeE --lr 1e-2 \
         '{"synthesis_kwargs": {"first_cutoff": 8, "first_stopband": 17.1}, "steps": 8000}'

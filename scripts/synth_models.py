@@ -1,4 +1,5 @@
-"""Snakemake adapter of rule `synth_models`: train, evaluate and export the synthetic generator."""
+"""Snakemake adapter of rule `synth_models`: train the synthetic generator by its staged recipe, measure it and
+export it."""
 
 import json
 import logging
@@ -7,14 +8,15 @@ from sg3pipe.devices import pick_device
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.scripting import job_logging
-from sg3pipe.synth.generator_training import GeneratorTrainingConfig, generator_quality, train_generator
+from sg3pipe.synth.classifier import load_classifier
+from sg3pipe.synth.generator_recipe import train_recipe
+from sg3pipe.synth.generator_training import generator_quality
 
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 with job_logging(snakemake):
-    device = pick_device(snakemake.params.device)
-    G = train_generator(snakemake.params.workdir, GeneratorTrainingConfig(), device)
-    quality = generator_quality(G.cpu())
+    G = train_recipe(snakemake.params.workdir, device=pick_device(snakemake.params.device)).cpu()
+    quality = generator_quality(G, classifier=load_classifier(snakemake.input.classifier))
     logging.info("quality: %s", quality)
     with atomic_path(snakemake.output.quality) as tmp:
         tmp.write_text(json.dumps(quality, indent=2))

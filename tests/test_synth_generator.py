@@ -8,6 +8,7 @@ smaller sample). Training itself is covered by a few-step smoke test.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,18 @@ from sg3pipe.synth.renderer import attribute_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_generator.safetensors"
-# Measured on the shipped file with these seeds: 24.2 dB (32 latents) and 83.5 dB (16 latents); on 256
-# latents (models/synth_generator.quality.json) 24.7 dB and 80.3 dB. Issue 3's bar is 22 dB and 30 dB.
-PSNR_FLOOR_DB = 23.5
+# Measured on the shipped file with these seeds: 25.35 dB (32 latents) and 102.9 dB (16 latents); on 256
+# latents (models/synth_generator.quality.json) 25.9 dB and 101.1 dB. Issue 3's bar is 22 dB and 30 dB.
+PSNR_FLOOR_DB = 24.5
 EQUIVARIANCE_FLOOR_DB = 60.0
+# Balanced accuracy of the shipped classifier on the shipped generator's images of 256 seeds (seed 11), against
+# the labels of face_params(z): measured eyes_closed 0.88, mouth_open 0.87, glasses 0.67, dark_hair 1.00,
+# long_hair 0.98 (0.85-0.86, 0.63 and 0.97-0.98 with seed 12); the generator before the staged recipe gave 0.50,
+# 0.48, 0.50, 0.95 and 0.90. Smiling is not drawn yet (0.53-0.56): no floor. Issue 13's bar is 0.90 for each.
+ATTRIBUTE_FLOORS = {"eyes_closed": 0.78, "mouth_open": 0.78, "glasses": 0.57, "dark_hair": 0.92, "long_hair": 0.92}
+# A 16-px generator for training smoke tests, with the official Fourier input band: the shipped band (cutoff 8)
+# is the Nyquist frequency of 16 px.
+TINY = dict(resolution=16, channel_base=256, channel_max=16, w_dim=16, synthesis_kwargs={})
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +64,18 @@ def test_shipped_generator_quality(shipped):
     assert equivariance >= EQUIVARIANCE_FLOOR_DB
 
 
+def test_shipped_generator_draws_the_attributes_of_its_latents(shipped):
+    from sg3pipe.synth.classifier import load_classifier
+    from sg3pipe.synth.generator_training import attribute_accuracy
+
+    classifier = load_classifier(ROOT / "models" / "synth_classifier.safetensors")
+    accuracy = attribute_accuracy(shipped, classifier, n=256, seed=11)
+    print("shipped generator, balanced accuracy per attribute:", {k: round(v, 3) for k, v in accuracy.items()})
+    assert all(accuracy[name] >= floor for name, floor in ATTRIBUTE_FLOORS.items()), accuracy
+    recorded = json.loads(SHIPPED.with_name("synth_generator.quality.json").read_text())
+    assert set(recorded["attribute_balanced_accuracy"]) == set(accuracy)
+
+
 def test_latents_cover_the_attribute_space():
     z = torch.randn(2000, GeneratorTrainingConfig().z_dim, generator=torch.Generator().manual_seed(3))
     labels = attribute_labels(face_params(z))
@@ -63,9 +84,7 @@ def test_latents_cover_the_attribute_space():
 
 
 def test_training_runs_resumes_and_writes_its_figures(tmp_path):
-    cfg = GeneratorTrainingConfig(
-        resolution=16, channel_base=256, channel_max=16, w_dim=16, steps=2, batch=2, checkpoint_every=1
-    )
+    cfg = GeneratorTrainingConfig(steps=2, batch=2, checkpoint_every=1, **TINY)
     train_generator(tmp_path, cfg)
     assert {"checkpoint.pt", "losses.json", "loss.png", "samples.png"} <= {p.name for p in tmp_path.iterdir()}
     first = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
@@ -74,13 +93,13 @@ def test_training_runs_resumes_and_writes_its_figures(tmp_path):
     resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert (first["step"], resumed["step"]) == (2, 3) and resumed["losses"][:2] == first["losses"]
     assert {"generator", "generator_ema"} <= set(resumed)
-    other = GeneratorTrainingConfig(resolution=16, channel_base=256, channel_max=16, w_dim=16, steps=3, lr=1.0)
+    other = GeneratorTrainingConfig(steps=3, lr=1.0, **TINY)
     with pytest.raises(ValueError, match="another config"):
         train_generator(tmp_path, other)
 
 
 def test_update_ema_averages_parameters_and_copies_buffers():
-    cfg = GeneratorTrainingConfig(resolution=16, channel_base=256, channel_max=16, w_dim=16)
+    cfg = GeneratorTrainingConfig(**TINY)
     torch.manual_seed(0)
     G_ema = Generator(**cfg.generator_kwargs())
     G = Generator(**cfg.generator_kwargs())
@@ -155,3 +174,29 @@ def test_widening_keeps_the_images_and_trains_the_new_channels(cfg):
     assert layer.weight.grad[: old.out_channels, old.in_channels :].abs().sum() > 0
     with pytest.raises(ValueError, match="wide one"):
         widen_from(narrow, wide)
+
+
+def test_recipe_chains_its_stages_stops_early_and_resumes(tmp_path):
+    from sg3pipe.synth.classifier import ClassifierTrainingConfig
+    from sg3pipe.synth.generator_recipe import SHIPPED_STAGES, Stage, train_recipe
+
+    tiny = dict(batch=2, checkpoint_every=1, **TINY)
+    stages = (
+        Stage("first", GeneratorTrainingConfig(steps=2, **tiny)),
+        Stage("second", GeneratorTrainingConfig(steps=4, attribute_lambda=1.0, **tiny), stop_at=3, uses_teacher=True),
+    )
+    teacher = ClassifierTrainingConfig(resolution=16, widths=(4, 8), steps=2, batch=4, checkpoint_every=1)
+    G = train_recipe(tmp_path, stages, teacher)
+    first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=False)
+    second = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=False)
+    assert (first["step"], second["step"]) == (2, 3)  # the second stage stops at 3 of its 4-step schedule
+    assert second["config"]["init_from"] == str(tmp_path / "first" / "G.safetensors")
+    assert second["config"]["classifier"] == str(tmp_path / "teacher" / "classifier.safetensors")
+    assert "attribute" in second["losses"][-1] and first["config"]["classifier"] is None
+    torch.testing.assert_close(load_generator(tmp_path / "second" / "G.safetensors").state_dict(), G.state_dict())
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("checkpoint.pt")}
+    train_recipe(tmp_path, stages, teacher)  # a rerun finds every stage finished and trains nothing
+    assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("checkpoint.pt")}
+    # The shipped recipe starts from the shipped architecture and ends with the attribute term.
+    assert SHIPPED_STAGES[0].config.generator_kwargs() == GeneratorTrainingConfig().generator_kwargs()
+    assert SHIPPED_STAGES[-1].uses_teacher and SHIPPED_STAGES[-1].config.attribute_lambda > 0

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GeneratorTrainingConfig:
-    """Architecture and optimisation of the synthetic generator (all defaults are the shipped model's)."""
+    """Architecture and optimisation of the synthetic generator: the defaults are the shipped model's
+    architecture and the first stage of its recipe (:mod:`sg3pipe.synth.generator_recipe`)."""
 
     resolution: int = 64  # output size in pixels
     z_dim: int = 64  # latent size; the first NUM_LATENT normalised entries choose the face
@@ -46,10 +47,10 @@ class GeneratorTrainingConfig:
     channel_max: int = 128
     mapping_lr_multiplier: float = 1.0  # the official 0.01 freezes the mapping: z -> face is then out of reach
     architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
-    # Other SynthesisNetwork arguments, e.g. {"first_cutoff": 8, "first_stopband": 17.1}: a wider Fourier input
-    # band lets the R config learn eyes and mouths much sooner on fixed faces (session 9's two-face gate).
-    synthesis_kwargs: dict = field(default_factory=dict)
-    steps: int = 6000
+    # Other SynthesisNetwork arguments. A wider Fourier input band than the official (cutoff 2, stopband 2**2.1)
+    # lets the R config learn eyes and mouths much sooner (session 9's two-face gate).
+    synthesis_kwargs: dict = field(default_factory=lambda: {"first_cutoff": 8, "first_stopband": 17.1})
+    steps: int = 8000
     batch: int = 4
     lr: float = 1e-2  # Adam, cosine-decayed to lr / 20 (2e-3 learnt several times slower)
     betas: tuple[float, float] = (0.9, 0.99)
@@ -64,6 +65,10 @@ class GeneratorTrainingConfig:
     classifier: str | None = None  # synthetic classifier file (sg3pipe.synth.classifier) for the two terms below
     feature_lambda: float = 0.0  # weight of the classifier-feature distance between G's image and the render
     attribute_lambda: float = 0.0  # weight of the classifier's cross-entropy on G's image against the labels
+    # The attribute term's classifier sees G's image under a random similarity of up to 15 * attribute_augment
+    # degrees and 0.08 * attribute_augment image widths, so that pixel patterns that fool one classifier at one
+    # pose (and are no feature) earn less than a drawn feature.
+    attribute_augment: float = 0.0
     landmark_weight: float = 0.0  # extra L2 weight on Gaussian blobs around landmarks 17-67 (brows to mouth)
     landmark_sigma_px: float = 2.0  # standard deviation of those blobs, in output pixels
     highpass_lambda: float = 0.0  # weight of the L2 between the images' high-pass parts (image - 5x5 binomial blur)
@@ -223,15 +228,29 @@ def high_pass(images: torch.Tensor) -> torch.Tensor:
     return images - blurred
 
 
+def augment(images: torch.Tensor, content: np.ndarray) -> torch.Tensor:
+    """``images [N, 3, R, R]`` with their content moved by the similarities ``content [N, 3, 3]``
+    (sg3pipe.transforms), bilinearly, the outside filled by the border pixels; differentiable."""
+    sampling = torch.as_tensor(np.linalg.inv(content), dtype=images.dtype, device=images.device)
+    theta = torch.cat([sampling[:, :2, :2], 2 * sampling[:, :2, 2:]], dim=2)  # unit widths -> [-1, 1] coordinates
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def distillation_loss(
-    images: torch.Tensor, target: RenderOutput, cfg: GeneratorTrainingConfig, classifier: SynthAttributeNet | None
+    images: torch.Tensor,
+    target: RenderOutput,
+    cfg: GeneratorTrainingConfig,
+    classifier: SynthAttributeNet | None,
+    rng: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The terms of the training loss for generated ``images [N, 3, R, R]`` against the renderer's ``target``.
 
     ``l2``: the mean squared error, weighted ``1 + landmark_weight`` on the landmark blobs (normalised so a
     uniform error gives the plain MSE); with a classifier, ``features``: the squared distance of the
     classifier's stage features, each stage divided by the target's mean square; ``attribute``: the binary
-    cross-entropy of the classifier's logits on ``images`` against the target's labels; ``highpass``: the
+    cross-entropy of the classifier's logits on ``images`` (moved by :func:`augment` under random similarities
+    drawn from ``rng`` when ``cfg.attribute_augment`` > 0) against the target's labels; ``highpass``: the
     mean squared difference of the images' high-pass parts (:func:`high_pass`), which gives fine detail (eyes,
     lips, glasses frames: a few percent of the pixels) the weight a plain L2 does not.
     """
@@ -255,7 +274,11 @@ def distillation_loss(
         )
     if classifier is not None and cfg.attribute_lambda > 0:
         labels = torch.stack([target.labels[name] for name in classifier.names], dim=1).float().to(images.device)
-        terms["attribute"] = cfg.attribute_lambda * F.binary_cross_entropy_with_logits(classifier(images), labels)
+        seen = images
+        if cfg.attribute_augment > 0:
+            moves = random_transforms(len(images), rng, 15 * cfg.attribute_augment, 0.08 * cfg.attribute_augment)
+            seen = augment(images, moves)
+        terms["attribute"] = cfg.attribute_lambda * F.binary_cross_entropy_with_logits(classifier(seen), labels)
     return terms
 
 
@@ -315,7 +338,11 @@ def update_ema(G_ema: Generator, G: Generator, beta: float) -> None:
 
 
 def train_generator(
-    out_dir: str | os.PathLike, cfg: GeneratorTrainingConfig, device: str = "cpu", time_limit_s: float | None = None
+    out_dir: str | os.PathLike,
+    cfg: GeneratorTrainingConfig,
+    device: str = "cpu",
+    time_limit_s: float | None = None,
+    stop_at: int | None = None,
 ) -> Generator:
     """Train (or resume training) the synthetic generator; returns its weight average ``G_ema`` in eval mode
     (as in StyleGAN3, the averaged network is the one shipped).
@@ -323,7 +350,8 @@ def train_generator(
     Writes ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps (atomically; resumed from when
     present and made with the same config), ``out_dir/losses.json`` and, at the end, ``out_dir/loss.png``
     and ``out_dir/samples.png``. ``time_limit_s`` stops early (after a checkpoint) so a long run can be
-    split over several invocations.
+    split over several invocations; ``stop_at`` ends the run at that step of the ``cfg.steps``-step learning
+    rate schedule (a stage of :mod:`sg3pipe.synth.generator_recipe` cut short).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +369,8 @@ def train_generator(
     parts = {"generator": G, "generator_ema": G_ema, "optimizer": optimizer}
     step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
     started = time.monotonic()
-    while step < cfg.steps:
+    end = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    while step < end:
         z = torch.randn(cfg.batch, cfg.z_dim, generator=rng)
         strength = min(1.0, step / max(cfg.curriculum * cfg.steps, 1)) if cfg.curriculum > 0 else 1.0
         content = random_transforms(
@@ -352,7 +381,7 @@ def train_generator(
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         ws = G.mapping(z.to(device), update_emas=True)
         images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
-        terms = distillation_loss(images, target, cfg, classifier)
+        terms = distillation_loss(images, target, cfg, classifier, rng)
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -366,7 +395,7 @@ def train_generator(
             text = " ".join(f"{k} {v:.5f}" for k, v in recent.items())
             log.info("step %d/%d (%.1f dB) %s", step, cfg.steps, psnr, text)
         out_of_time = time_limit_s is not None and time.monotonic() - started > time_limit_s
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+        if step % cfg.checkpoint_every == 0 or step == end or out_of_time:
             save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
         if out_of_time:
             break
