@@ -30,6 +30,8 @@ rule all:
         rules.generator_preview.output,
         rules.directions.output.table,
         rules.flip_table.output.table,
+        rules.dci.output.table,
+        rules.rotation_control.output.table,
         rules.summary.output.table,
         rules.failures.output.table,
 

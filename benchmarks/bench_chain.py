@@ -1,4 +1,5 @@
-"""End-to-end speed of the per-video chain (frames, encode, pti, render: edits, smoothing, videos) on a bundled sample clip:
+"""End-to-end speed of the per-video chain (frames, encode, pti, render: edits, smoothing, videos) on a bundled
+sample clip:
 the workflow's batched settings against the same chain one frame at a time (the official code's way: decoding,
 inversion and rendering with batch 1), both real Snakemake runs of the repository's workflow, one after the other
 in this benchmark.

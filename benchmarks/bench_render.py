@@ -20,8 +20,7 @@ from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
 from sg3pipe.editing.directions import flatten_styles
 from sg3pipe.render.preview import to_uint8
-from sg3pipe.render.variants import Variant
-from sg3pipe.render.videos import render_images
+from sg3pipe.render.variants import Variant, render_images
 from sg3pipe.transforms import make_transform
 
 

@@ -30,8 +30,7 @@ from sg3pipe.plots import true_crop_transforms
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.preview import to_uint8
-from sg3pipe.render.variants import base_variants, edit_variants
-from sg3pipe.render.videos import render_images
+from sg3pipe.render.variants import base_variants, edit_variants, render_images
 from sg3pipe.temporal import smoothing_settings
 from sg3pipe.video.decode import read_all_frames
 

@@ -103,7 +103,7 @@ def lpips_spec():
 
 def render_inputs(wildcards):
     """The inputs of rule `render`, the source video, its ground-truth table when the manifest names one, the
-    per-video tables and crops, the directions and the generators."""
+    per-video tables and crops, the directions, the generators and the face parser when one is configured."""
     video = wildcards.video
     row = manifest_row(video)
     inputs = {
@@ -114,6 +114,10 @@ def render_inputs(wildcards):
         "directions": f"{DIRECTIONS}/directions.parquet",  # written by rules/directions.smk
         "generator": model_path("generator"),
     }
+    parser = config["render"].get("face_parser")
+    if parser:
+        path = Path(parser["path"])
+        inputs["face_parser"] = str(path if path.is_absolute() else Path(workflow.basedir) / path)
     if config["pti"]["enabled"]:
         inputs["pti"] = f"results/{video}/pti/generator.safetensors"
         inputs["pti_losses"] = f"results/{video}/pti/loss.parquet"

@@ -1,6 +1,7 @@
 # Model-level editing: directions of models.generator scored by models.scorer (shared by all videos), and how
 # cleanly they edit. Library: sg3pipe.editing. Outputs: results/directions/{generator}/ (samples, one .npy per
-# direction, directions.parquet), results/analysis/flips.parquet. Rule render applies the edits to each video.
+# direction, directions.parquet), results/analysis/ (flips, DCI, rotation control). Rule render applies the
+# edits to each video.
 
 DIRECTIONS = f"results/directions/{generator_name()}"
 
@@ -95,6 +96,7 @@ rule dci:
     output:
         table="results/analysis/dci.parquet",
         text="results/analysis/dci.txt",
+        html=report("results/analysis/dci.html", caption="../report/dci.rst", category="Directions"),
     log:
         "logs/analysis/dci.log",
     benchmark:
@@ -111,3 +113,34 @@ rule dci:
         device=config["device"],
     script:
         "../scripts/dci.py"
+
+
+rule rotation_control:
+    """The paper's rotation-control analysis: rows 0, 1 and 2.. of W+ swapped for another latent's, and the
+    change of pose (landmarks of the renders; the input layer's Fourier transform) and of identity each gives."""
+    input:
+        generator=model_path("generator"),
+    output:
+        table="results/analysis/rotation_control.parquet",
+        text="results/analysis/rotation_control.txt",
+        grid=report(
+            "results/analysis/rotation_control.png",
+            caption="../report/rotation_control.rst",
+            category="Directions",
+        ),
+    log:
+        "logs/analysis/rotation_control.log",
+    benchmark:
+        "benchmarks/out/analysis/rotation_control.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        analysis=config["analysis"],
+        settings=config["directions"],
+        device=config["device"],
+    script:
+        "../scripts/rotation_control.py"

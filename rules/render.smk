@@ -59,7 +59,6 @@ rule render:
         render=config["render"],
         identity=config["metrics"]["identity"],
         lpips=lpips_spec(),
-        clip=frames_options,
         device=config["device"],
     script:
         "../scripts/render.py"

@@ -8,6 +8,7 @@ from sg3pipe.devices import pick_device
 from sg3pipe.editing.dci_table import dci_factors, dci_table, encoder_codes
 from sg3pipe.editing.sampling import SamplingSettings, sample_arrays
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.io.html import html_table
 from sg3pipe.io.tables import read_table, write_frame
 from sg3pipe.provenance import provenance
 from sg3pipe.scripting import job_logging
@@ -35,3 +36,4 @@ with job_logging(snakemake):
     write_frame(snakemake.output.table, table, {"provenance": record})
     with atomic_path(snakemake.output.text) as tmp:
         tmp.write_text(f"DCI ({analysis['dci_regressor']} importances, {len(samples)} samples)\n{text}\n")
+    html_table(snakemake.output.html, table, f"DCI ({analysis['dci_regressor']} importances, {len(samples)} samples)")

@@ -11,6 +11,7 @@ from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.plots import metrics_plot, trajectory_plot
 from sg3pipe.provenance import provenance
+from sg3pipe.render.face_parsing import load_face_parser
 from sg3pipe.render.videos import render_outputs, render_settings
 from sg3pipe.scripting import job_logging
 from sg3pipe.temporal import smooth_video, smoothing_settings
@@ -38,16 +39,20 @@ with job_logging(snakemake):
     paths.update(smoothed=outputs.smoothed, out_dir=Path(outputs.videos), metrics=outputs.metrics)
     paths["pti_losses"] = inputs.pti_losses if "pti_losses" in inputs.keys() else None
     models = {"generator": inputs.generator, **({"pti": inputs.pti} if G_pti is not G else {})}
+    parser = None
+    if "face_parser" in inputs.keys():
+        parser = load_face_parser({**params.render["face_parser"], "path": inputs.face_parser}, device)
+        models["face_parser"] = inputs.face_parser
     render_outputs(
         paths,
         edits,
         G,
         G_pti,
-        params.clip,
         render_settings(params.render),
         smoothing,
         identity=IdentityModel() if params.identity else None,
         lpips=lpips,
         provenance=provenance({"render": params.render, "smooth": params.smooth}, models),
+        parser=parser,
     )
     metrics_plot(outputs.plot, read_table(outputs.metrics)[0])

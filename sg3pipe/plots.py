@@ -1,5 +1,6 @@
-"""The figures of the run report (``snakemake --report``): transform trajectories and per-frame metrics. Each
-writes one PNG atomically; matplotlib draws off screen (Agg). Tables are sg3pipe.io.html's."""
+"""The figures of the run report (``snakemake --report``): transform trajectories, per-frame metrics and the
+rotation-control grids. Each writes one PNG atomically; matplotlib draws off screen (Agg). Tables are
+sg3pipe.io.html's."""
 
 from __future__ import annotations
 
@@ -77,4 +78,20 @@ def metrics_plot(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
         ax.set_ylabel(kind)
     axes[0, 0].legend(loc="best", fontsize="x-small", ncol=3)
     axes[-1, 0].set_xlabel("frame")
+    save_figure(fig, path)
+
+
+def rotation_control_plot(path: str | os.PathLike, grids: dict[str, np.ndarray], summary: pd.DataFrame) -> None:
+    """The rotation-control experiments side by side (sg3pipe.editing.rotation_control): per experiment its grid
+    ``[H, W, 3]`` uint8 (a row per base: the base image, then its variants) under its mean changes."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.8), squeeze=False)
+    for ax, (experiment, grid) in zip(axes[0], grids.items(), strict=True):
+        row = summary.loc[experiment]
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(
+            f"{experiment} swapped\nroll {row.landmark_angle_deg:.2f} deg, shift {row.landmark_shift:.3f} w\n"
+            f"input roll {row.input_angle_deg:.2f} deg, identity {row.identity:.3f}",
+            fontsize="small",
+        )
+        ax.axis("off")
     save_figure(fig, path)

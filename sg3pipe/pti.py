@@ -45,7 +45,7 @@ from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.settings import settings as settings_from_config
-from sg3pipe.training import remove_checkpoint, resume, save_checkpoint
+from sg3pipe.training import CheckpointMismatchError, remove_checkpoint, resume, save_checkpoint
 from sg3pipe.video.decode import read_all_frames
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,8 @@ def tune_generator(
         work_dir: working folder: ``checkpoint.pt`` (every ``settings.checkpoint_every`` steps, at the last step,
             at an early stop and when stopping for time; written atomically) and ``losses.json``. A rerun with
             the same settings (``steps`` may differ: a run can be extended) and the same inputs resumes there
-            and ends with the same weights as one uninterrupted run.
+            and ends with the same weights as one uninterrupted run; a checkpoint of other settings or inputs is
+            deleted (with a warning) and the tuning starts over.
         lpips: a module ``(a, b) -> [B, 1, 1, 1]`` distances of two ``[B, 3, R, R]`` batches in [-1, 1] on ``G``'s
             device (``sg3pipe.metrics.lpips_loader.load_lpips``); ``None``: no LPIPS term.
         usable: ``[N]`` bool, the frames to tune on; ``None``: the frames whose latents are finite.
@@ -198,7 +199,7 @@ def tune_generator(
 
     Raises:
         ValueError: invalid settings; inputs of the wrong shape or type; no usable frame; a usable frame with
-            non-finite latents or transform; a checkpoint in ``work_dir`` made with other settings or inputs.
+            non-finite latents or transform.
         FloatingPointError: the loss became non-finite (the learning rate is too high).
     """
     _checked(settings)
@@ -226,7 +227,15 @@ def tune_generator(
 
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    step, losses = resume(work_dir, parts, rng, config, device)
+    try:
+        step, losses = resume(work_dir, parts, rng, config, device)
+    except CheckpointMismatchError:
+        # The checkpoint is a cache of this job: other settings, another generator or other pivots made it, so no
+        # run of this job can continue it (Snakemake reruns the job because those inputs changed).
+        log.warning("%s holds a tuning of other settings or inputs; starting over", work_dir)
+        remove_checkpoint(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        step, losses = resume(work_dir, parts, rng, config, device)
     if step > settings.steps:
         log.warning("the checkpoint in %s is at step %d, past steps=%d; keeping it", work_dir, step, settings.steps)
     early_stop = EarlyStop(settings.early_stop_patience, settings.early_stop_min_delta)

@@ -33,6 +33,10 @@ def cosine_lr(step: int, steps: int, lr: float) -> float:
     return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was made with another config or other inputs, so it cannot be resumed."""
+
+
 def _without_steps(config: dict) -> dict:
     # The JSON round trip makes tuples and lists compare equal.
     return {k: v for k, v in json.loads(json.dumps(config)).items() if k != "steps"}
@@ -47,14 +51,14 @@ def resume(
         ``(step, losses)`` of the checkpoint, or ``(0, [])`` when there is none (``parts`` untouched).
 
     Raises:
-        ValueError: the checkpoint was made with another config (``steps`` aside).
+        CheckpointMismatchError: the checkpoint was made with another config (``steps`` aside).
     """
     checkpoint = Path(out_dir) / CHECKPOINT
     if not checkpoint.exists():
         return 0, []
     state = torch.load(checkpoint, map_location=device, weights_only=False)  # our own file, written by save_checkpoint
     if _without_steps(state["config"]) != _without_steps(config):
-        raise ValueError(f"{checkpoint} was made with another config; delete it or use that config")
+        raise CheckpointMismatchError(f"{checkpoint} was made with another config; delete it or use that config")
     for name, part in parts.items():
         part.load_state_dict(state[name])
     rng.set_state(state["rng"])

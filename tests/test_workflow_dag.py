@@ -64,6 +64,26 @@ def test_dry_run_of_two_videos_has_one_chain_per_video_and_one_model_level_job_p
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
     per_video = {rule: "2" for rule in ("frames", "encode", "pti", "render")}
-    model_level = {rule: "1" for rule in ("generator_preview", "direction_samples", "directions", "flip_table")}
+    model_level = {
+        rule: "1"
+        for rule in ("generator_preview", "direction_samples", "directions", "flip_table", "dci", "rotation_control")
+    }
     run_level = {"summary": "1", "failures": "1", "all": "1"}
-    assert counts == {**per_video, **model_level, **run_level, "total": str(8 + 4 + 3)}
+    assert counts == {**per_video, **model_level, **run_level, "total": str(8 + 6 + 3)}
+
+
+def test_a_configured_face_parser_is_an_input_of_render_and_its_absence_a_clear_error(tmp_path):
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(f"id\tpath\na\t{ROOT / 'samples' / 'synth_a.mp4'}\n")
+    parser = tmp_path / "parser.pt"
+    parser.write_bytes(b"")  # the dry run only needs the file to exist
+    common = ["-n", "--directory", str(tmp_path), "--workflow-profile", "none", "--configfile",
+              str(ROOT / "config" / "config.yaml"), "--config", f"samples={manifest}"]  # fmt: skip
+    result = snakemake("results/a/metrics.parquet", *common, f"render={{'face_parser': {{'path': '{parser}'}}}}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    render_job = result.stdout.split("rule render:", 1)[1].split("\n\n", 1)[0]
+    assert str(parser) in render_job
+    missing = tmp_path / "absent.pt"
+    result = snakemake("results/a/metrics.parquet", *common, f"render={{'face_parser': {{'path': '{missing}'}}}}")
+    assert result.returncode != 0 and "Missing input files for rule render" in result.stdout + result.stderr
+    assert str(missing) in result.stdout + result.stderr

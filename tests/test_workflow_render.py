@@ -102,7 +102,7 @@ def test_report_opens_in_a_browser_with_every_plot_and_table(sample_run, tmp_pat
     assert result.returncode == 0, result.stderr[-4000:]
     expected = {
         "Videos": {"trajectory.png", "metrics.png", "loss.png", "smile.png", "hair_s.png"},
-        "Directions": {"directions.html", "flips.html"},
+        "Directions": {"directions.html", "flips.html", "dci.html", "rotation_control.png"},
         "Run": {"summary.html", "failures.html"},
         "Generator": {"samples.png"},
     }

@@ -19,7 +19,8 @@ CLIP = ROOT / "samples" / "synth_a.mp4"
 FRAMES = 14
 LOST = range(4, 11)  # frames without landmarks: a gap longer than align.max_gap, so they are unusable
 TARGETS = ("results/summary.parquet", "results/failures.parquet", "results/generator/samples.png",
-           "results/analysis/flips.parquet")  # fmt: skip
+           "results/analysis/flips.parquet", "results/analysis/dci.parquet",
+           "results/analysis/rotation_control.parquet")  # fmt: skip
 SAMPLE_EDITS = [
     {"name": "smile", "direction": "smiling", "space": "w", "factors": [-2.0, 2.0], "unit": "std"},
     {"name": "hair_s", "direction": "dark_hair.s", "space": "s", "factors": [3.0], "unit": "std"},
@@ -61,7 +62,7 @@ def prepare_sample_run(folder: Path, other_videos: dict[str, Path] | None = None
         "edits": SAMPLE_EDITS,
         "pti": {"steps": 30, "checkpoint_every": 10},
         "render": {"batch": 5},
-        "analysis": {"flip_samples": 32},
+        "analysis": {"flip_samples": 32, "rotation_samples": 2, "rotation_variants": 2},
     }
     (folder / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     return folder

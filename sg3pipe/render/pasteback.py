@@ -6,8 +6,9 @@ runs that map backwards: every frame pixel under the quad looks up the crop (and
 pixels) at its crop position, and the crop replaces the frame where the mask says so. Frame pixels where the
 warped mask is exactly 0 are returned untouched, bit for bit.
 
-The mask is drawn from the 68 landmarks, not from a face-parsing network as STIT does (FACTS.md section 8):
-landmarks are what the pipeline already has for every frame, and a smooth feathered edge hides the seam.
+The mask is drawn from the 68 landmarks by default: landmarks are what the pipeline already has for every frame,
+and a smooth feathered edge hides the seam. A face-parsing network, as STIT uses (FACTS.md section 8), gives the
+mask instead when one is configured (:mod:`sg3pipe.render.face_parsing`).
 """
 
 from __future__ import annotations
@@ -155,14 +156,21 @@ def face_mask(
     step = max(1, MASK_CHUNK_PIXELS // (size * size))
     for start in range(0, len(hulls), step):
         distance = _distance_to_hull(hulls[start : start + step], size)
-        if feather_px > 0:
-            s = ((distance - dilate_px) / feather_px).clamp(0, 1)
-            mask = 1 - s * s * (3 - 2 * s)  # s = 1 gives exactly 0
-        else:
-            mask = (distance <= dilate_px).float()
-        masks[start : start + step] = mask.cpu().numpy()
+        masks[start : start + step] = feather(distance, dilate_px, feather_px).cpu().numpy()
     masks[~finite] = 0
     return masks
+
+
+def feather(distance: torch.Tensor, dilate_px: float, feather_px: float) -> torch.Tensor:
+    """A soft mask from the distance (pixels, any shape) to a face region: 1 up to ``dilate_px``, then a
+    smoothstep ``1 - (3 s^2 - 2 s^3)`` down to exactly 0 at ``dilate_px + feather_px`` (a hard edge when
+    ``feather_px`` is 0). float32, the shape of ``distance``."""
+    if dilate_px < 0 or feather_px < 0:
+        raise ValueError(f"dilate_px and feather_px must be >= 0, got {dilate_px} and {feather_px}")
+    if feather_px == 0:
+        return (distance <= dilate_px).float()
+    s = ((distance - dilate_px) / feather_px).clamp(0, 1)
+    return (1 - s * s * (3 - 2 * s)).float()  # s = 1 gives exactly 0
 
 
 def _pixel_box(quads: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from sg3pipe.editing.directions import flat_styles_of
+from sg3pipe.editing.directions import flat_styles_of, flatten_styles, render_flat_styles
 from sg3pipe.io.tables import column_array
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.render.names import edit_variant_name
@@ -79,3 +80,17 @@ def edit_variants(
         Variant(edit_variant_name(name, f), smoothed_ws, transforms, "pti", style_offsets=offsets[:, k])
         for k, f in enumerate(factors)
     ]
+
+
+def render_images(G: Generator, variant: Variant, rows: np.ndarray, with_transform: bool = True) -> torch.Tensor:
+    """Images ``[len(rows), 3, R, R]`` of a variant's frames ``rows`` (all usable), with their transforms or,
+    ``with_transform=False``, aligned."""
+    device = G.mapping.w_avg.device
+    ws = torch.from_numpy(variant.ws[rows]).to(device)
+    transform = None
+    if with_transform:
+        transform = torch.linalg.inv(torch.from_numpy(variant.transforms[rows])).float().to(device)
+    if variant.style_offsets is None:
+        return G.synthesis(ws, transform=transform)
+    styles = flatten_styles(G.synthesis.styles(ws))[0] + variant.style_offsets[rows]
+    return render_flat_styles(G, ws, torch.from_numpy(styles).to(device), transform)

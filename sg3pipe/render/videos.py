@@ -7,7 +7,9 @@ its rate, with its audio (from the clip's start) when it has one:
 * ``fov.mp4``: the PTI reconstruction on a canvas enlarged by ``fov_pad`` (:func:`sg3pipe.render.fov.expand_fov`);
 * ``side_by_side.mp4``: source crop | PTI reconstruction | every edit, in sync frame by frame;
 * ``pasteback-{edit}-{factor}.mp4``: each edit warped back into the full source frame under a feathered face
-  mask (:mod:`sg3pipe.render.pasteback`), at the source size.
+  mask (:mod:`sg3pipe.render.pasteback`), at the source size. The mask is the landmarks' face hull or, with a
+  face parser (:mod:`sg3pipe.render.face_parsing`), the parsed face of the source crop and of the edit together.
+  With ``stitching_steps`` the pasted edit is first stitched (:mod:`sg3pipe.render.stitching`).
 
 A still image (png/jpg) in the manifest is a one-frame video: each of these also gets its frame as ``{name}.png``
 (the edited photo pasted back is ``pasteback-{edit}-{factor}.png``).
@@ -34,16 +36,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg3pipe.editing.directions import flatten_styles, render_flat_styles
 from sg3pipe.inversion import to_tensor
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.identity import descriptor_cosine
 from sg3pipe.metrics.temporal import identity_consistency
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.render.face_parsing import FaceParser, region_mask
 from sg3pipe.render.fov import expand_fov
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.preview import to_uint8
-from sg3pipe.render.variants import Variant, base_variants, edit_variants
+from sg3pipe.render.stitching import stitch
+from sg3pipe.render.variants import Variant, base_variants, edit_variants, render_images
 from sg3pipe.settings import settings
 from sg3pipe.temporal import SmoothingSettings
 from sg3pipe.video.decode import read_frames
@@ -62,6 +65,9 @@ class RenderSettings:
     pasteback: bool = True  # write pasteback-{edit}-{factor}.mp4
     mask_dilate: float = 0.02  # face mask dilation, in crop widths
     mask_feather: float = 0.06  # face mask feathering, in crop widths
+    face_parser: dict | None = None  # sg3pipe.render.face_parsing.FaceParserSpec fields; None: landmark masks
+    stitching_steps: int = 0  # STIT's stitching tuning before paste-back, Adam steps per batch (0: off)
+    stitching_lr: float = 3e-4
 
 
 def render_settings(config: dict | None) -> RenderSettings:
@@ -83,20 +89,6 @@ class SourceClip:
     fps: float
     has_audio: bool = False
     still: bool = False  # a still image (png/jpg): every video also gets its one frame as {name}.png
-
-
-def render_images(G: Generator, variant: Variant, rows: np.ndarray, with_transform: bool = True) -> torch.Tensor:
-    """Images ``[len(rows), 3, R, R]`` of a variant's frames ``rows`` (all usable), with their transforms or,
-    ``with_transform=False``, aligned."""
-    device = G.mapping.w_avg.device
-    ws = torch.from_numpy(variant.ws[rows]).to(device)
-    transform = None
-    if with_transform:
-        transform = torch.linalg.inv(torch.from_numpy(variant.transforms[rows])).float().to(device)
-    if variant.style_offsets is None:
-        return G.synthesis(ws, transform=transform)
-    styles = flatten_styles(G.synthesis.styles(ws))[0] + variant.style_offsets[rows]
-    return render_flat_styles(G, ws, torch.from_numpy(styles).to(device), transform)
 
 
 def _batches(source: SourceClip, batch: int, pasteback: bool) -> Iterator[tuple[np.ndarray, ...]]:
@@ -123,6 +115,7 @@ def render_video(
     settings: RenderSettings,
     identity=None,
     lpips: torch.nn.Module | None = None,
+    parser: FaceParser | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Render and write every video of one source video (module docstring).
 
@@ -133,10 +126,12 @@ def render_video(
         frames_table: ``frames.parquet`` as a pandas frame (landmarks and crop window for paste-back).
         identity: a :class:`sg3pipe.metrics.identity.IdentityModel`, or None for no identity metrics.
         lpips: an LPIPS module (``(a, b) -> [B, 1, 1, 1]``), or None.
+        parser: a face parser for the paste-back masks, or None for the landmarks' masks.
 
     Returns:
         ``(columns, summary)``: per-frame metric columns ``[N]`` (module docstring; NaN on unusable frames),
-        and per-video numbers: frames, usable frames, render frames/s, TL-ID and TG-ID of each edit.
+        and per-video numbers: frames, usable frames, render frames/s, TL-ID and TG-ID of each edit, and with
+        stitching the mean ring L2 of each edit before and after it (``stitching``).
     """
     out_dir = Path(out_dir)
     n = len(frames_table)
@@ -155,6 +150,7 @@ def render_video(
     if settings.pasteback:
         names += [f"pasteback-{v.name.removeprefix('edit-')}" for v in edits]
     started, done = time.monotonic(), 0
+    stitching = {}  # edit -> ring L2 before and after the stitching tuning, per batch with its frame count
     with contextlib.ExitStack() as stack:
         sinks = {
             name: stack.enter_context(
@@ -192,12 +188,25 @@ def render_video(
                 sinks["fov"].write(_fov(generators["pti"], pti, use, usable, crops, settings.fov_pad))
             sinks["side_by_side"].write(np.concatenate([crops, shown["pti"], *(shown[v.name] for v in edits)], axis=2))
             if settings.pasteback:
-                masks = face_mask(frame_to_crop(landmarks[use], crop_quad, resolution), resolution,
-                                  settings.mask_dilate * resolution, settings.mask_feather * resolution)  # fmt: skip
+                dilate, feather = settings.mask_dilate * resolution, settings.mask_feather * resolution
+                if parser is None:
+                    masks = face_mask(frame_to_crop(landmarks[use], crop_quad, resolution), resolution, dilate, feather)
+                else:
+                    source_face = parser(crops[usable])
                 for variant in edits:
                     out = frames.copy()
                     if len(use):
-                        out[usable] = paste_back(frames[usable], shown[variant.name][usable], crop_quad, masks)
+                        edited = shown[variant.name][usable]
+                        if parser is not None:
+                            masks = region_mask(source_face | parser(edited), dilate, feather)
+                        if settings.stitching_steps > 0:
+                            G = generators[variant.generator]
+                            stitched, ring = stitch(G, variant, use, masks, crops[usable], settings.stitching_steps,
+                                                    settings.stitching_lr)  # fmt: skip
+                            edited = to_uint8(stitched)
+                            for key, value in ring.items():
+                                stitching.setdefault(variant.name, {}).setdefault(key, []).append((value, len(use)))
+                        out[usable] = paste_back(frames[usable], edited, crop_quad, masks)
                     sinks[f"pasteback-{variant.name.removeprefix('edit-')}"].write(out)
             done += len(crops)
         if done != n:
@@ -209,6 +218,11 @@ def render_video(
     if identity is not None:
         for variant in edits:
             summary[variant.name] = identity_consistency(descriptors["source"], descriptors[variant.name], usable_all)
+    if stitching:
+        summary["stitching"] = {
+            name: {key: sum(v * k for v, k in pairs) / sum(k for _, k in pairs) for key, pairs in values.items()}
+            for name, values in stitching.items()
+        }
     log.info("rendered %d videos of %d frames in %.1f s", len(names), n, elapsed)
     return columns, summary
 
@@ -238,12 +252,12 @@ def render_outputs(
     edit_tables: list[str | os.PathLike],
     G: Generator,
     G_pti: Generator,
-    clip: dict,
     settings: RenderSettings,
     smoothing: SmoothingSettings,
     identity=None,
     lpips: torch.nn.Module | None = None,
     provenance: dict | None = None,
+    parser: FaceParser | None = None,
 ) -> dict:
     """Render a video's variants from its tables and write ``metrics.parquet`` (one row per frame).
 
@@ -252,7 +266,6 @@ def render_outputs(
             unaligned crops), ``video`` (the source), ``out_dir`` (where the videos go), ``metrics`` (the table), and
             optionally ``pti_losses`` (``pti/loss.parquet``, for the PTI start and end loss in the summary).
         edit_tables: ``edits/{edit}.parquet`` of every edit to render.
-        clip: the frames stage's clip options (``start_s``, ``end_s``, ``max_frames``).
 
     Returns:
         The per-video summary stored in the table's metadata (frames, render frames/s, TL-ID and TG-ID per
@@ -271,13 +284,13 @@ def render_outputs(
     source = SourceClip(
         crops=paths["crops"],
         video=paths["video"],
-        clip=clip,
+        clip=frames_meta["provenance"]["config"]["clip"],  # how the frames stage decoded the source
         fps=frames_meta["video"]["fps"],
         has_audio=probe_video(paths["video"]).has_audio,
         still=Path(paths["video"]).suffix.lower() in STILL_SUFFIXES,
     )
     columns, summary = render_video(
-        source, variants, {"base": G, "pti": G_pti}, frames, paths["out_dir"], settings, identity, lpips
+        source, variants, {"base": G, "pti": G_pti}, frames, paths["out_dir"], settings, identity, lpips, parser
     )
     summary["jitter"] = smoothed_meta["jitter"]
     if paths.get("pti_losses"):
