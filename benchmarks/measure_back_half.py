@@ -1,5 +1,5 @@
-"""The back half measured on the bundled synthetic videos, whose truth is known: run after the main job
-(`python -m snakemake --cores 2`), reads its results/.
+"""The back half measured on the bundled synthetic videos, whose truth is known: run after the main job with
+`--notemp` (`python -m snakemake --cores 2 --notemp`: the tuned generators are temporary), reads its results/
 
 Per video, prints:
 * the transform error against the true pose (the transforms the frames stage computes from the renderer's
