@@ -121,6 +121,9 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
     blobs = landmark_weights(target.landmarks, 32, sigma_px=1.5)
     x, y = target.landmarks[0, 30].round().long()  # nose tip: a peak of the blobs; the corner is far from any
     assert blobs[0, 0, y, x] > 0.8 and blobs[0, 0, 0, 0] < 1e-3
+    mouth = landmark_weights(target.landmarks, 32, sigma_px=1.5, first=48)  # the mouth's points only
+    (mx, my), (ex, ey) = target.landmarks[0, 48].round().long(), target.landmarks[0, 36].round().long()
+    assert mouth[0, 0, my, mx] > 0.8 and mouth[0, 0, ey, ex] < 1e-3 < blobs[0, 0, ey, ex]
     torch.manual_seed(0)
     path = save_classifier(SynthAttributeNet(list(LABELS), resolution=32, widths=(4, 8)), tmp_path / "c.safetensors")
     cfg = GeneratorTrainingConfig(
@@ -150,6 +153,16 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
     on_face = distillation_loss(moved, target, cfg, None)["l2"]
     off_face = distillation_loss(corner, target, cfg, None)["l2"]
     assert on_face > 5 * off_face
+    # The mouth weight adds to the landmark weight on the mouth alone.
+    import dataclasses
+
+    at_mouth = target.images.clone()
+    at_mouth[0, :, my, mx] += 0.5
+    mouthy = dataclasses.replace(cfg, mouth_weight=20.0)
+    assert (
+        distillation_loss(at_mouth, target, mouthy, None)["l2"]
+        > 1.5 * distillation_loss(at_mouth, target, cfg, None)["l2"]
+    )
 
 
 @pytest.mark.parametrize("cfg", ["T", "R"])

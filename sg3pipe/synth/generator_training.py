@@ -70,6 +70,7 @@ class GeneratorTrainingConfig:
     # pose (and are no feature) earn less than a drawn feature.
     attribute_augment: float = 0.0
     landmark_weight: float = 0.0  # extra L2 weight on Gaussian blobs around landmarks 17-67 (brows to mouth)
+    mouth_weight: float = 0.0  # and on blobs around landmarks 48-67 (the mouth, where a smile is 1-2 px at 64 px)
     landmark_sigma_px: float = 2.0  # standard deviation of those blobs, in output pixels
     highpass_lambda: float = 0.0  # weight of the L2 between the images' high-pass parts (image - 5x5 binomial blur)
     extra: dict = field(default_factory=dict)  # free-form notes stored with the model
@@ -208,10 +209,11 @@ def generator_quality(
     return quality
 
 
-def landmark_weights(landmarks: torch.Tensor, resolution: int, sigma_px: float) -> torch.Tensor:
-    """``[N, 1, R, R]`` in [0, 1]: the largest Gaussian (sigma in pixels) over landmarks 17-67 of
-    ``landmarks [N, 68, 2]`` (pixel coordinates): brows, nose, eyes and mouth, where glasses sit too."""
-    points = landmarks[:, 17:].float()
+def landmark_weights(landmarks: torch.Tensor, resolution: int, sigma_px: float, first: int = 17) -> torch.Tensor:
+    """``[N, 1, R, R]`` in [0, 1]: the largest Gaussian (sigma in pixels) over landmarks ``first``-67 of
+    ``landmarks [N, 68, 2]`` (pixel coordinates): from 17, brows, nose, eyes and mouth, where glasses sit too;
+    from 48, the mouth alone."""
+    points = landmarks[:, first:].float()
     axis = torch.arange(resolution, dtype=torch.float32, device=landmarks.device)
     dx = (axis[None, None, :] - points[..., 0:1]).square()  # [N, 51, R]
     dy = (axis[None, None, :] - points[..., 1:2]).square()
@@ -246,18 +248,20 @@ def distillation_loss(
 ) -> dict[str, torch.Tensor]:
     """The terms of the training loss for generated ``images [N, 3, R, R]`` against the renderer's ``target``.
 
-    ``l2``: the mean squared error, weighted ``1 + landmark_weight`` on the landmark blobs (normalised so a
-    uniform error gives the plain MSE); with a classifier, ``features``: the squared distance of the
-    classifier's stage features, each stage divided by the target's mean square; ``attribute``: the binary
-    cross-entropy of the classifier's logits on ``images`` (moved by :func:`augment` under random similarities
-    drawn from ``rng`` when ``cfg.attribute_augment`` > 0) against the target's labels; ``highpass``: the
-    mean squared difference of the images' high-pass parts (:func:`high_pass`), which gives fine detail (eyes,
-    lips, glasses frames: a few percent of the pixels) the weight a plain L2 does not.
+    ``l2``: the mean squared error, weighted ``1 + landmark_weight`` on the landmark blobs and ``mouth_weight``
+    more on the mouth's (normalised so a uniform error gives the plain MSE); with a classifier, ``features``:
+    the squared distance of the classifier's stage features, each stage divided by the target's mean square;
+    ``attribute``: the binary cross-entropy of the classifier's logits on ``images`` (moved by :func:`augment`
+    under random similarities drawn from ``rng`` when ``cfg.attribute_augment`` > 0) against the target's
+    labels; ``highpass``: the mean squared difference of the images' high-pass parts (:func:`high_pass`), which
+    gives fine detail (eyes, lips, glasses frames: a few percent of the pixels) the weight a plain L2 does not.
     """
     squared = (images - target.images).square().mean(dim=1, keepdim=True)
-    if cfg.landmark_weight > 0:
-        blobs = landmark_weights(target.landmarks.to(images.device), cfg.resolution, cfg.landmark_sigma_px)
-        weights = 1 + cfg.landmark_weight * blobs
+    if cfg.landmark_weight > 0 or cfg.mouth_weight > 0:
+        landmarks, sigma = target.landmarks.to(images.device), cfg.landmark_sigma_px
+        weights = 1 + cfg.landmark_weight * landmark_weights(landmarks, cfg.resolution, sigma)
+        if cfg.mouth_weight > 0:
+            weights = weights + cfg.mouth_weight * landmark_weights(landmarks, cfg.resolution, sigma, first=48)
         terms = {"l2": (squared * weights).sum() / weights.sum()}
     else:
         terms = {"l2": squared.mean()}
