@@ -18,8 +18,10 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"]  # fmt: skip
 # h264 (crf 18, 4:2:0 chroma) moves the pixels of a passed-through frame: measured mean luma differences
-# 1.3-1.7 levels on 64 px crops, 0.3 on 256 px frames, against 6.8-8.7 for rendered crops.
+# 1.3-1.7 levels on 64 px crops, 0.3 on 256 px frames. Rendered crops of the `smile` edit differ from the source
+# crop by 5.1-7.4 levels (6.8-8.7 with the generator before session 12, which drew no eyes or mouths).
 PASSTHROUGH_MEAN_LEVELS = 3.0
+RENDERED_MEAN_LEVELS = 4.0
 
 
 def test_every_video_has_every_frame_at_the_source_rate(sample_run):
@@ -50,7 +52,7 @@ def test_unusable_frames_pass_the_source_through(sample_run):
 
     assert (mean_levels(edit[lost], crops[lost]) < PASSTHROUGH_MEAN_LEVELS).all()
     assert (mean_levels(pasted[lost], source[lost]) < PASSTHROUGH_MEAN_LEVELS).all()
-    assert (mean_levels(edit[kept], crops[kept]) > 2 * PASSTHROUGH_MEAN_LEVELS).all()  # a render, not the crop
+    assert (mean_levels(edit[kept], crops[kept]) > RENDERED_MEAN_LEVELS).all()  # a render, not the crop
 
 
 def test_metrics_rows_pti_and_summary(sample_run):
