@@ -27,6 +27,10 @@ Measured (session 11, one CPU thread, 0.3-0.45 s per step; accuracy with the 97%
 - probeM: probeJ's G, plus ``mouth_weight`` 40 (the L2 on the mouth's landmarks), 3,000 steps, lr 2e-3: smiling
   57%, glasses 70%, eyes_closed 86%, mouth_open 87%, hair 97-98%; the smile is still not drawn (not shipped: the
   encoder would need retraining for 4 points of glasses).
+- A second teacher (``TEACHER`` with seed 2, 259 s on 2 threads) reads the shipped generator's images at smiling
+  86%, glasses 79%, mouth_open 94%, where the wider shipped classifier reads 58%, 66%, 85%: what the attribute
+  term taught transfers between classifiers of the teacher's architecture, not to a wider one, so an ensemble
+  should mix architectures.
 
     python benchmarks/generator_probe.py /tmp/probeE --lr 1e-2 \
         '{"synthesis_kwargs": {"first_cutoff": 8, "first_stopband": 17.1}, "steps": 8000}'
