@@ -17,10 +17,15 @@ def gpu_count():
     return 1 if str(config["device"]).startswith("cuda") else 0
 
 
+def workflow_path(path):
+    """A configured file's path as a string, resolved against the workflow folder when relative."""
+    path = Path(path)
+    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+
+
 def model_path(name):
     """Path of a configured model (config `models.NAME`), relative to the workflow when not absolute."""
-    path = Path(config["models"][name])
-    return str(path if path.is_absolute() else Path(workflow.basedir) / path)
+    return workflow_path(config["models"][name])
 
 
 # The manifest, read and validated once per workflow run: every input function below looks rows up here, so
@@ -84,8 +89,7 @@ def generator_name():
 def scorer_spec():
     """models.scorer with its path resolved against the workflow folder when relative."""
     spec = dict(config["models"]["scorer"])
-    path = Path(spec["path"])
-    spec["path"] = str(path if path.is_absolute() else Path(workflow.basedir) / path)
+    spec["path"] = workflow_path(spec["path"])
     return spec
 
 
@@ -94,11 +98,7 @@ def lpips_spec():
     weights = config["encode"].get("lpips_weights")
     if not weights:
         return None
-    path = Path(weights)
-    return {
-        "weights": str(path if path.is_absolute() else Path(workflow.basedir) / path),
-        "net": config["encode"]["lpips_net"],
-    }
+    return {"weights": workflow_path(weights), "net": config["encode"]["lpips_net"]}
 
 
 def render_inputs(wildcards):
@@ -116,8 +116,7 @@ def render_inputs(wildcards):
     }
     parser = config["render"].get("face_parser")
     if parser:
-        path = Path(parser["path"])
-        inputs["face_parser"] = str(path if path.is_absolute() else Path(workflow.basedir) / path)
+        inputs["face_parser"] = workflow_path(parser["path"])
     if config["pti"]["enabled"]:
         inputs["pti"] = f"results/{video}/pti/generator.safetensors"
         inputs["pti_losses"] = f"results/{video}/pti/loss.parquet"

@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 
 from sg3pipe.faces.alignment import ffhq_quad, quad_angle_deg
-from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.metrics.identity import IdentityModel, descriptor_cosine
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.render.preview import tile, to_uint8
 
 EXPERIMENTS = ("w0", "w1", "rest")
 LANDMARK_SIDE = 256  # renders are upsampled to this side (pixels) for dlib's detector (faces from ~80 px)
@@ -78,16 +79,11 @@ def landmark_pose(images: np.ndarray, detector, predictor) -> tuple[np.ndarray, 
     return angles, centres
 
 
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[M, 3, S, S]`` in [-1, 1] -> ``[M, S, S, 3]`` uint8."""
-    return images.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 def _synthesize(G: Generator, ws: torch.Tensor, batch: int) -> np.ndarray:
     """Images of ``ws [M, L, C]`` as ``[M, S, S, 3]`` uint8, ``batch`` at a time."""
     device = G.mapping.w_avg.device
     with torch.no_grad():
-        return np.concatenate([_to_uint8(G.synthesis(ws[i : i + batch].to(device))) for i in range(0, len(ws), batch)])
+        return np.concatenate([to_uint8(G.synthesis(ws[i : i + batch].to(device))) for i in range(0, len(ws), batch)])
 
 
 def rotation_control(
@@ -138,9 +134,6 @@ def rotation_control(
         lm_angle, centre = landmark_pose(images, detector, predictor)
         descriptors = identity.descriptors(images)
         base = np.repeat(np.arange(n), k)
-        similarity = np.sum(descriptors * base_descriptors[base], axis=1) / (
-            np.linalg.norm(descriptors, axis=1) * np.linalg.norm(base_descriptors[base], axis=1)
-        )
         rows.append(
             pd.DataFrame(
                 {
@@ -151,12 +144,12 @@ def rotation_control(
                     "input_shift": np.linalg.norm(shift - base_shift[base], axis=1),
                     "landmark_angle_deg": (lm_angle - base_lm_angle[base] + 180) % 360 - 180,
                     "landmark_shift": np.linalg.norm(centre - base_centre[base], axis=1),
-                    "identity": similarity,
+                    "identity": descriptor_cosine(descriptors, base_descriptors[base]),
                 }
             )
         )
         tiles = np.concatenate([base_images[:, None], images.reshape(n, k, size, size, 3)], axis=1)
-        grids[experiment] = tiles.transpose(0, 2, 1, 3, 4).reshape(n * size, (k + 1) * size, 3)
+        grids[experiment] = tile(tiles.reshape(n * (k + 1), size, size, 3), columns=k + 1)
     return pd.concat(rows, ignore_index=True), grids
 
 
