@@ -1,6 +1,7 @@
 # The synthetic face world's sample clips: rendered faces with exact per-frame ground truth.
 # The clips are committed under samples/ and listed in config/samples.tsv; rebuild them with
-# `snakemake --cores 2 synth_samples --forcerun synth_samples`. Not part of `all`.
+# `snakemake --cores 2 synth_samples --forcerun synth_samples --allowed-rules synth_samples` (`--allowed-rules`
+# keeps a code change from rerunning the model rules upstream). Not part of `all`.
 
 # Clip id -> sg3pipe.synth.clips.ClipSpec fields. The seed fixes identity, motion, smile onset and blinks.
 SYNTH_CLIPS = {
@@ -32,8 +33,10 @@ rule synth_samples:
 rule synth_classifier:
     """Train the synthetic world's attribute classifier on renders under random similarity transforms (5,000
     steps: 25 minutes on one CPU core with the other one busy; resumes from
-    results/synth_models/classifier/checkpoint.pt) and write the shipped model file with its held-out accuracy. Rebuild with
-    `snakemake --cores 2 synth_classifier --forcerun synth_classifier`. Not part of `all`."""
+    results/synth_models/classifier/checkpoint.pt) and write the shipped model file with its held-out accuracy,
+    sharp, blurred and noised. Rebuild with
+    `snakemake --cores 2 synth_classifier --forcerun synth_classifier --allowed-rules synth_classifier`.
+    Not part of `all`."""
     output:
         classifier="models/synth_classifier.safetensors",
         quality="models/synth_classifier.quality.json",
@@ -57,10 +60,11 @@ rule synth_classifier:
 
 rule synth_models:
     """Train the synthetic world's generator by distillation from the renderer, in the stages of
-    sg3pipe.synth.generator_recipe (a teacher classifier, then four generator runs; each resumes from
+    sg3pipe.synth.generator_recipe (two teacher classifiers, then five generator runs; each resumes from
     results/synth_models/generator/{stage}/checkpoint.pt), measure it with the shipped classifier and write
-    the shipped model file (the stages took 3 h 10 min on one CPU core each, 25,000 steps in all). Rebuild with
-    `snakemake --cores 2 synth_models --forcerun synth_models`. Not part of `all`."""
+    the shipped model file (the stages took 3 h 40 min on one CPU core each, 28,000 steps in all, the teachers
+    16 min each). Rebuild with
+    `snakemake --cores 2 synth_models --forcerun synth_models --allowed-rules synth_models`. Not part of `all`."""
     input:
         classifier=ancient("models/synth_classifier.safetensors"),
     output:
@@ -88,9 +92,9 @@ rule synth_encoder:
     """Train the synthetic world's ReStyle-e4e encoder against the shipped generator on aligned renders and
     write the shipped model file and its quality record (36 minutes on 2 CPU cores; resumes from
     results/synth_models/encoder/checkpoint.pt). Rebuild with
-    `snakemake --cores 2 synth_encoder --forcerun synth_encoder`. Not part of `all` (which uses the file):
-    the generator is `ancient` so that a checkout's file times never retrain the encoder; tests check that the
-    encoder's decoder is the shipped generator."""
+    `snakemake --cores 2 synth_encoder --forcerun synth_encoder --allowed-rules synth_encoder`. Not part of `all`
+    (which uses the file): the generator is `ancient` so that a checkout's file times never retrain the encoder;
+    tests check that the encoder's decoder is the shipped generator."""
     input:
         generator=ancient("models/synth_generator.safetensors"),
     output:

@@ -15,6 +15,8 @@ from sg3pipe.synth.classifier import (
     ClassifierTrainingConfig,
     SynthAttributeNet,
     classifier_accuracy,
+    degrade,
+    gaussian_blur,
     load_classifier,
     save_classifier,
     train_classifier,
@@ -39,6 +41,20 @@ def test_shipped_classifier_is_small_and_keeps_its_accuracy():
     recorded = json.loads(SHIPPED.with_suffix("").with_suffix(".quality.json").read_text())["accuracy"]
     assert set(recorded) == set(LABELS) and min(recorded.values()) >= BAR, recorded
     assert min(accuracy.values()) >= ACCURACY_FLOOR, accuracy
+
+
+def test_blur_keeps_sharp_images_and_the_mean_and_spreads_a_point_by_its_sigma():
+    point = torch.zeros(3, 1, 15, 15)
+    point[:, :, 7, 7] = 1.0
+    out = gaussian_blur(point, torch.tensor([0.0, 1.0, 2.0]))
+    torch.testing.assert_close(out[0], point[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.sum(dim=(1, 2, 3)), torch.ones(3))
+    axis = torch.arange(15.0) - 7
+    for k, sigma in ((1, 1.0), (2, 2.0)):
+        spread = (out[k, 0].sum(dim=0) * axis.square()).sum().sqrt()  # the column profile's standard deviation
+        assert abs(float(spread) - sigma) < 0.05
+    noisy = degrade(torch.zeros(2, 3, 8, 8), torch.zeros(2), torch.tensor([0.0, 0.1]), torch.Generator().manual_seed(0))
+    assert noisy[0].abs().max() == 0 and 0.07 < float(noisy[1].std()) < 0.13
 
 
 def test_accuracy_of_an_untrained_classifier_is_near_chance():

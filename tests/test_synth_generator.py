@@ -30,15 +30,16 @@ from sg3pipe.synth.renderer import attribute_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_generator.safetensors"
-# Measured on the shipped file with these seeds: 25.35 dB (32 latents) and 102.9 dB (16 latents); on 256
-# latents (models/synth_generator.quality.json) 25.9 dB and 101.1 dB. Issue 3's bar is 22 dB and 30 dB.
+# Measured on the shipped file with these seeds: 25.19 dB (32 latents) and 103.3 dB (16 latents); on 256
+# latents (models/synth_generator.quality.json) 25.8 dB and 101.0 dB. Issue 3's bar is 22 dB and 30 dB.
 PSNR_FLOOR_DB = 24.5
 EQUIVARIANCE_FLOOR_DB = 60.0
 # Balanced accuracy of the shipped classifier on the shipped generator's images of 256 seeds (seed 11), against
-# the labels of face_params(z): measured eyes_closed 0.88, mouth_open 0.87, glasses 0.67, dark_hair 1.00,
-# long_hair 0.98 (0.85-0.86, 0.63 and 0.97-0.98 with seed 12); the generator before the staged recipe gave 0.50,
-# 0.48, 0.50, 0.95 and 0.90. Smiling is not drawn yet (0.53-0.56): no floor. Issue 13's bar is 0.90 for each.
-ATTRIBUTE_FLOORS = {"eyes_closed": 0.78, "mouth_open": 0.78, "glasses": 0.57, "dark_hair": 0.92, "long_hair": 0.92}
+# the labels of face_params(z): measured eyes_closed 0.93, mouth_open 0.87, glasses 0.73, dark_hair 0.99,
+# long_hair 0.98 (0.91, 0.90, 0.69, 0.97-0.98 with seed 12; the same with ONEDNN_MAX_CPU_ISA=AVX2); the
+# generator before the staged recipe gave 0.50, 0.48, 0.50, 0.95 and 0.90. Smiling reads 0.57: this classifier
+# misreads soft detail (60% on renders blurred by 0.9 px), no floor. Issue 13's bar is 0.90 for each.
+ATTRIBUTE_FLOORS = {"eyes_closed": 0.84, "mouth_open": 0.80, "glasses": 0.62, "dark_hair": 0.92, "long_hair": 0.92}
 # A 16-px generator for training smoke tests, with the official Fourier input band: the shipped band (cutoff 8)
 # is the Nyquist frequency of 16 px.
 TINY = dict(resolution=16, channel_base=256, channel_max=16, w_dim=16, synthesis_kwargs={})
@@ -135,23 +136,31 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
         highpass_lambda=1.0,
     )
     classifier = load_classifier(path)
-    same = distillation_loss(target.images, target, cfg, classifier)
+    same = distillation_loss(target.images, target, cfg, [classifier])
     assert set(same) == {"l2", "features", "attribute", "highpass"}
     assert same["l2"] == 0 and same["features"] == 0 and same["highpass"] == 0
     assert same["attribute"] > 0  # an untrained classifier errs
+    # With several teachers, each classifier term is the mean of theirs.
+    torch.manual_seed(1)
+    other = SynthAttributeNet(list(LABELS), resolution=32, widths=(6, 12)).eval()
+    alone = distillation_loss(target.images * 0.9, target, cfg, [other])
+    both = distillation_loss(target.images * 0.9, target, cfg, [classifier, other])
+    first = distillation_loss(target.images * 0.9, target, cfg, [classifier])
+    for term in ("features", "attribute"):
+        torch.testing.assert_close(both[term], (alone[term] + first[term]) / 2)
     # The high-pass term sees a blur (lost detail) but not a change of the mean colour, which L2 does.
     from sg3pipe.synth.generator_training import high_pass
 
     blurred = target.images - high_pass(target.images)
-    assert distillation_loss(blurred, target, cfg, None)["highpass"] > 0
-    assert distillation_loss(target.images + 0.1, target, cfg, None)["highpass"] < 1e-10
+    assert distillation_loss(blurred, target, cfg, [])["highpass"] > 0
+    assert distillation_loss(target.images + 0.1, target, cfg, [])["highpass"] < 1e-10
     # An error on the landmarks costs more than the same error in a corner, by the landmark weight.
     moved = target.images.clone()
     moved[0, :, y, x] += 0.5
     corner = target.images.clone()
     corner[0, :, 0, 0] += 0.5
-    on_face = distillation_loss(moved, target, cfg, None)["l2"]
-    off_face = distillation_loss(corner, target, cfg, None)["l2"]
+    on_face = distillation_loss(moved, target, cfg, [])["l2"]
+    off_face = distillation_loss(corner, target, cfg, [])["l2"]
     assert on_face > 5 * off_face
     # The mouth weight adds to the landmark weight on the mouth alone.
     import dataclasses
@@ -160,8 +169,7 @@ def test_distillation_loss_terms_vanish_on_the_target_and_weight_the_landmarks(t
     at_mouth[0, :, my, mx] += 0.5
     mouthy = dataclasses.replace(cfg, mouth_weight=20.0)
     assert (
-        distillation_loss(at_mouth, target, mouthy, None)["l2"]
-        > 1.5 * distillation_loss(at_mouth, target, cfg, None)["l2"]
+        distillation_loss(at_mouth, target, mouthy, [])["l2"] > 1.5 * distillation_loss(at_mouth, target, cfg, [])["l2"]
     )
 
 
@@ -190,26 +198,35 @@ def test_widening_keeps_the_images_and_trains_the_new_channels(cfg):
 
 
 def test_recipe_chains_its_stages_stops_early_and_resumes(tmp_path):
+    import dataclasses
+
     from sg3pipe.synth.classifier import ClassifierTrainingConfig
-    from sg3pipe.synth.generator_recipe import SHIPPED_STAGES, Stage, train_recipe
+    from sg3pipe.synth.generator_recipe import SHIPPED_STAGES, TEACHERS, Stage, train_recipe
 
     tiny = dict(batch=2, checkpoint_every=1, **TINY)
     stages = (
         Stage("first", GeneratorTrainingConfig(steps=2, **tiny)),
-        Stage("second", GeneratorTrainingConfig(steps=4, attribute_lambda=1.0, **tiny), stop_at=3, uses_teacher=True),
+        Stage("second", GeneratorTrainingConfig(steps=4, attribute_lambda=1.0, **tiny), stop_at=3, teachers=("a", "b")),
     )
     teacher = ClassifierTrainingConfig(resolution=16, widths=(4, 8), steps=2, batch=4, checkpoint_every=1)
-    G = train_recipe(tmp_path, stages, teacher)
+    teachers = {"a": teacher, "b": dataclasses.replace(teacher, widths=(6, 12), seed=5), "unused": teacher}
+    G = train_recipe(tmp_path, stages, teachers)
     first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=False)
     second = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=False)
     assert (first["step"], second["step"]) == (2, 3)  # the second stage stops at 3 of its 4-step schedule
     assert second["config"]["init_from"] == str(tmp_path / "first" / "G.safetensors")
-    assert second["config"]["classifier"] == str(tmp_path / "teacher" / "classifier.safetensors")
-    assert "attribute" in second["losses"][-1] and first["config"]["classifier"] is None
+    assert second["config"]["classifiers"] == tuple(
+        str(tmp_path / "teachers" / name / "classifier.safetensors") for name in ("a", "b")
+    )
+    assert not (tmp_path / "teachers" / "unused").exists()  # only the teachers a stage names are trained
+    assert "attribute" in second["losses"][-1] and first["config"]["classifiers"] == ()
     torch.testing.assert_close(load_generator(tmp_path / "second" / "G.safetensors").state_dict(), G.state_dict())
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("checkpoint.pt")}
-    train_recipe(tmp_path, stages, teacher)  # a rerun finds every stage finished and trains nothing
+    train_recipe(tmp_path, stages, teachers)  # a rerun finds every stage finished and trains nothing
     assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("checkpoint.pt")}
     # The shipped recipe starts from the shipped architecture and ends with the attribute term.
     assert SHIPPED_STAGES[0].config.generator_kwargs() == GeneratorTrainingConfig().generator_kwargs()
-    assert SHIPPED_STAGES[-1].uses_teacher and SHIPPED_STAGES[-1].config.attribute_lambda > 0
+    assert SHIPPED_STAGES[-1].config.attribute_lambda > 0 and len(SHIPPED_STAGES[-1].teachers) == 2
+    assert all(set(stage.teachers) <= set(TEACHERS) for stage in SHIPPED_STAGES)
+    shipped_classifier = ClassifierTrainingConfig()  # measures the generator: it must not teach it
+    assert all((t.widths, t.seed) != (shipped_classifier.widths, shipped_classifier.seed) for t in TEACHERS.values())

@@ -1,4 +1,4 @@
-"""The shipped synthetic generator's recipe: a teacher classifier, then generator stages, each started from the
+"""The shipped synthetic generator's recipe: teacher classifiers, then generator stages, each started from the
 previous one's weight average.
 
 Why stages (issue 13 part 0, probes recorded in ``benchmarks/generator_probe.py``): a plain L2 distillation
@@ -10,8 +10,10 @@ learns hair, skin and background and leaves eyes, mouths and glasses (a few perc
    with irises, brows and lips appear, but the same ones whatever ``z`` says.
 3. ``attributes`` and ``attributes_strong``: a cross-entropy term of a renderer-trained classifier on the
    generator's image against the labels of ``face_params(z)``, which ties those features to ``z``.
+4. ``attributes_ensemble``: the same term averaged over two teachers of different widths, so that patterns
+   that fool one classifier and are no feature earn less.
 
-The classifier of step 3 is a *teacher* trained here with another seed and width than the shipped classifier
+The classifiers of steps 3-4 are *teachers* trained here with other seeds than the shipped classifier
 (:mod:`sg3pipe.synth.classifier`), so that the shipped classifier, which measures the generator
 (:func:`~sg3pipe.synth.generator_training.attribute_accuracy`), never took part in its training.
 """
@@ -32,18 +34,24 @@ from sg3pipe.synth.generator_training import GeneratorTrainingConfig, train_gene
 
 @dataclass(frozen=True)
 class Stage:
-    """One training run of the chain. ``config.init_from`` and ``config.classifier`` are filled in by
-    :func:`train_recipe` (the previous stage's generator; the teacher when ``uses_teacher``); ``stop_at`` ends
-    the run at that step of its ``config.steps``-step schedule."""
+    """One training run of the chain. ``config.init_from`` and ``config.classifiers`` are filled in by
+    :func:`train_recipe` (the previous stage's generator; the named ``teachers``, keys of :data:`TEACHERS`);
+    ``stop_at`` ends the run at that step of its ``config.steps``-step schedule."""
 
     name: str
     config: GeneratorTrainingConfig
     stop_at: int | None = None
-    uses_teacher: bool = False
+    teachers: tuple[str, ...] = ()
 
 
-# The classifier the shipped file was tested with before session 11 (git 8782404): narrower, seed 0.
-TEACHER = ClassifierTrainingConfig(widths=(16, 32, 64, 128), steps=3000, seed=0, checkpoint_every=100)
+# The teachers of the attribute term, none of them the shipped classifier that measures the generator:
+# "narrow", the classifier the generator was tested with before session 11 (git 8782404), and "wide", the shipped
+# classifier's widths with another seed and fewer steps. The term averages over the teachers of a stage, so a
+# pattern that fools one architecture and is no feature earns less than a drawn one.
+TEACHERS = {
+    "narrow": ClassifierTrainingConfig(widths=(16, 32, 64, 128), steps=3000, seed=0, checkpoint_every=100),
+    "wide": ClassifierTrainingConfig(widths=(24, 48, 96, 192), steps=3000, seed=3, checkpoint_every=100),
+}
 
 SHIPPED_STAGES = (
     Stage("base", GeneratorTrainingConfig()),
@@ -52,12 +60,17 @@ SHIPPED_STAGES = (
         "attributes",
         GeneratorTrainingConfig(steps=8000, lr=3e-3, landmark_weight=20.0, attribute_lambda=0.02),
         stop_at=6000,
-        uses_teacher=True,
+        teachers=("narrow",),
     ),
     Stage(
         "attributes_strong",
         GeneratorTrainingConfig(steps=3000, lr=2e-3, landmark_weight=20.0, attribute_lambda=0.1),
-        uses_teacher=True,
+        teachers=("narrow",),
+    ),
+    Stage(
+        "attributes_ensemble",
+        GeneratorTrainingConfig(steps=3000, lr=2e-3, landmark_weight=20.0, attribute_lambda=0.1),
+        teachers=("narrow", "wide"),
     ),
 )
 
@@ -65,27 +78,29 @@ SHIPPED_STAGES = (
 def train_recipe(
     work_dir: str | os.PathLike,
     stages: tuple[Stage, ...] = SHIPPED_STAGES,
-    teacher: ClassifierTrainingConfig = TEACHER,
+    teachers: dict[str, ClassifierTrainingConfig] = TEACHERS,
     device: str | torch.device = "cpu",
 ) -> Generator:
     """Train (or resume) every stage in turn under ``work_dir``; returns the last stage's ``G_ema``.
 
-    Writes ``work_dir/teacher/classifier.safetensors`` (when a stage uses it) and, per stage,
-    ``work_dir/{stage.name}/`` with its checkpoint, figures and ``G.safetensors``, the next stage's start. A
-    rerun skips finished stages (their checkpoints are at their last step) and resumes the interrupted one.
+    Writes ``work_dir/teachers/{name}/classifier.safetensors`` for each teacher a stage names (trained from
+    ``teachers[name]``) and, per stage, ``work_dir/{stage.name}/`` with its checkpoint, figures and
+    ``G.safetensors``, the next stage's start. A rerun skips finished teachers and stages (their checkpoints are
+    at their last step) and resumes the interrupted one.
     """
     work_dir = Path(work_dir).resolve()
-    teacher_path = None
-    if any(stage.uses_teacher for stage in stages):
-        teacher_path = work_dir / "teacher" / "classifier.safetensors"
-        if not teacher_path.exists():
-            save_classifier(train_classifier(work_dir / "teacher", teacher, device), teacher_path)
+    teacher_paths = {}
+    for name in dict.fromkeys(name for stage in stages for name in stage.teachers):
+        teacher_paths[name] = work_dir / "teachers" / name / "classifier.safetensors"
+        if not teacher_paths[name].exists():
+            net = train_classifier(teacher_paths[name].parent, teachers[name], device)
+            save_classifier(net, teacher_paths[name])
     previous = None
     for stage in stages:
         cfg = replace(
             stage.config,
             init_from=previous,
-            classifier=str(teacher_path) if stage.uses_teacher else None,
+            classifiers=tuple(str(teacher_paths[name]) for name in stage.teachers),
         )
         G = train_generator(work_dir / stage.name, cfg, device, stop_at=stage.stop_at)
         previous = str(save_generator(G, work_dir / stage.name / "G.safetensors"))

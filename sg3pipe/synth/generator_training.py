@@ -62,9 +62,11 @@ class GeneratorTrainingConfig:
     seed: int = 0
     checkpoint_every: int = 50  # steps between checkpoints
     init_from: str | None = None  # a generator file training starts from, widened when narrower (widen_from)
-    classifier: str | None = None  # synthetic classifier file (sg3pipe.synth.classifier) for the two terms below
+    # Synthetic classifier files (sg3pipe.synth.classifier), the teachers of the two terms below; each term is the
+    # mean over them, so that a pattern that fools one classifier and is no feature earns less than a drawn one.
+    classifiers: tuple[str, ...] = ()
     feature_lambda: float = 0.0  # weight of the classifier-feature distance between G's image and the render
-    attribute_lambda: float = 0.0  # weight of the classifier's cross-entropy on G's image against the labels
+    attribute_lambda: float = 0.0  # weight of the classifiers' cross-entropy on G's image against the labels
     # The attribute term's classifier sees G's image under a random similarity of up to 15 * attribute_augment
     # degrees and 0.08 * attribute_augment image widths, so that pixel patterns that fool one classifier at one
     # pose (and are no feature) earn less than a drawn feature.
@@ -243,18 +245,19 @@ def distillation_loss(
     images: torch.Tensor,
     target: RenderOutput,
     cfg: GeneratorTrainingConfig,
-    classifier: SynthAttributeNet | None,
+    classifiers: list[SynthAttributeNet],
     rng: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The terms of the training loss for generated ``images [N, 3, R, R]`` against the renderer's ``target``.
 
     ``l2``: the mean squared error, weighted ``1 + landmark_weight`` on the landmark blobs and ``mouth_weight``
-    more on the mouth's (normalised so a uniform error gives the plain MSE); with a classifier, ``features``:
-    the squared distance of the classifier's stage features, each stage divided by the target's mean square;
-    ``attribute``: the binary cross-entropy of the classifier's logits on ``images`` (moved by :func:`augment`
-    under random similarities drawn from ``rng`` when ``cfg.attribute_augment`` > 0) against the target's
-    labels; ``highpass``: the mean squared difference of the images' high-pass parts (:func:`high_pass`), which
-    gives fine detail (eyes, lips, glasses frames: a few percent of the pixels) the weight a plain L2 does not.
+    more on the mouth's (normalised so a uniform error gives the plain MSE); with classifiers, each of these
+    two is the mean over them: ``features``: the squared distance of a classifier's stage features, each stage
+    divided by the target's mean square; ``attribute``: the binary cross-entropy of a classifier's logits on
+    ``images`` (moved by :func:`augment` under random similarities drawn from ``rng`` when
+    ``cfg.attribute_augment`` > 0) against the target's labels; ``highpass``: the mean squared difference of the
+    images' high-pass parts (:func:`high_pass`), which gives fine detail (eyes, lips, glasses frames: a few
+    percent of the pixels) the weight a plain L2 does not.
     """
     squared = (images - target.images).square().mean(dim=1, keepdim=True)
     if cfg.landmark_weight > 0 or cfg.mouth_weight > 0:
@@ -267,23 +270,32 @@ def distillation_loss(
         terms = {"l2": squared.mean()}
     if cfg.highpass_lambda > 0:
         terms["highpass"] = cfg.highpass_lambda * (high_pass(images) - high_pass(target.images)).square().mean()
-    if classifier is not None and cfg.feature_lambda > 0:
-        with torch.no_grad():
-            wanted = classifier.features(target.images)
-        got = classifier.features(images)
+    if classifiers and cfg.feature_lambda > 0:
         terms["features"] = (
             cfg.feature_lambda
-            * sum((g - w).square().mean() / w.square().mean().clamp_min(1e-8) for g, w in zip(got, wanted, strict=True))
-            / len(got)
+            * torch.stack([feature_distance(classifier, images, target.images) for classifier in classifiers]).mean()
         )
-    if classifier is not None and cfg.attribute_lambda > 0:
-        labels = torch.stack([target.labels[name] for name in classifier.names], dim=1).float().to(images.device)
+    if classifiers and cfg.attribute_lambda > 0:
         seen = images
         if cfg.attribute_augment > 0:
             moves = random_transforms(len(images), rng, 15 * cfg.attribute_augment, 0.08 * cfg.attribute_augment)
             seen = augment(images, moves)
-        terms["attribute"] = cfg.attribute_lambda * F.binary_cross_entropy_with_logits(classifier(seen), labels)
+        cross_entropies = []
+        for classifier in classifiers:
+            labels = torch.stack([target.labels[name] for name in classifier.names], dim=1).float()
+            cross_entropies.append(F.binary_cross_entropy_with_logits(classifier(seen), labels.to(images.device)))
+        terms["attribute"] = cfg.attribute_lambda * torch.stack(cross_entropies).mean()
     return terms
+
+
+def feature_distance(classifier: SynthAttributeNet, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Scalar: the mean over ``classifier``'s stages of the squared distance between the stage features of
+    ``images`` and of ``target`` (both ``[N, 3, R, R]``), each stage divided by the target's mean square."""
+    with torch.no_grad():
+        wanted = classifier.features(target)
+    got = classifier.features(images)
+    distances = [(g - w).square().mean() / w.square().mean().clamp_min(1e-8) for g, w in zip(got, wanted, strict=True)]
+    return sum(distances) / len(distances)
 
 
 def widen_from(G: Generator, narrow: Generator) -> None:
@@ -364,9 +376,7 @@ def train_generator(
     if cfg.init_from is not None:
         widen_from(G, load_generator(cfg.init_from, device))
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    classifier = None
-    if cfg.classifier is not None:
-        classifier = load_classifier(cfg.classifier, device).requires_grad_(False)
+    classifiers = [load_classifier(path, device).requires_grad_(False) for path in cfg.classifiers]
     ema_beta = 0.5 ** (1 / cfg.ema_halflife_steps) if cfg.ema_halflife_steps > 0 else 0.0
     optimizer = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)
     rng = torch.Generator().manual_seed(cfg.seed + 1)
@@ -385,7 +395,7 @@ def train_generator(
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         ws = G.mapping(z.to(device), update_emas=True)
         images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
-        terms = distillation_loss(images, target, cfg, classifier, rng)
+        terms = distillation_loss(images, target, cfg, classifiers, rng)
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
