@@ -70,8 +70,9 @@ def frames_options(wildcards):
     return options
 
 
-def encode_model(wildcards):
-    """The model file of `encode.method`: models.encoder for `encoder`, models.generator for `projector`."""
+def encode_model():
+    """The model file of `encode.method`: models.encoder for `encoder`, models.generator for `projector`. The same
+    for every video, so rule encode takes it as a string (an input function would cost every job a call)."""
     name = "encoder" if config["encode"]["method"] == "encoder" else "generator"
     if not config["models"].get(name):
         raise ValueError(

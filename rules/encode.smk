@@ -8,7 +8,7 @@ rule encode:
         table="results/{video}/frames.parquet",
         aligned="results/{video}/aligned.mkv",
         crops="results/{video}/crops.mkv",
-        model=encode_model,
+        model=encode_model(),
     output:
         table="results/{video}/latents.parquet",
     log:
