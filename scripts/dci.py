@@ -29,7 +29,8 @@ with job_logging(snakemake):
         encoder = load_encoder(snakemake.input.encoder, device)
         codes["W+ (encoder)"] = encoder_codes(G, encoder, arrays["w"], settings)
         models["encoder"] = snakemake.input.encoder
-    table = dci_table(codes, dci_factors(samples, arrays, analysis["renderer_factors"]), analysis["dci_regressor"])
+    factors = dci_factors(samples, arrays, analysis["renderer_factors"])
+    table = dci_table(codes, factors, analysis["dci_regressor"], jobs=snakemake.threads)
     text = table.round(3).to_string(index=False)
     logging.info("\n%s", text)
     record = provenance({"analysis": analysis}, models)

@@ -43,6 +43,8 @@ with job_logging(snakemake):
     if "face_parser" in inputs.keys():
         parser = load_face_parser({**params.render["face_parser"], "path": inputs.face_parser}, device)
         models["face_parser"] = inputs.face_parser
+    # dlib's identity network is single-threaded: one worker process per thread of the job
+    identity = IdentityModel(workers=snakemake.threads) if params.identity else None
     render_outputs(
         paths,
         edits,
@@ -50,9 +52,11 @@ with job_logging(snakemake):
         G_pti,
         render_settings(params.render),
         smoothing,
-        identity=IdentityModel() if params.identity else None,
+        identity=identity,
         lpips=lpips,
         provenance=provenance({"render": params.render, "smooth": params.smooth}, models),
         parser=parser,
     )
+    if identity is not None:
+        identity.close()
     metrics_plot(outputs.plot, read_table(outputs.metrics)[0])

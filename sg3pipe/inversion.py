@@ -146,7 +146,7 @@ def invert_video(
     n = len(table)
     log.info("inverting %d frames of %s with %s (%s) on %s", n, aligned_video, model_file, encode.method, device)
 
-    identity = IdentityModel() if encode.identity else None
+    identity = IdentityModel(workers=torch.get_num_threads()) if encode.identity else None  # dlib: one core each
     latents = np.full((n, G.num_ws, G.w_dim), np.nan, dtype=np.float32)
     metrics = {name: np.full(n, np.nan) for name in METRICS}  # NaN: not computed (stored as null)
     done = 0

@@ -83,8 +83,9 @@ def test_wide_codes_find_the_informative_dims():
 
 def test_dci_is_deterministic_and_rejects_what_it_cannot_score(factors):
     few = factors[:500]
-    first, again = dci(few, few, seed=2), dci(few, few, seed=2)
+    first, again = dci(few, few, seed=2), dci(few, few, seed=2, jobs=3)  # factors fitted in threads: same result
     np.testing.assert_array_equal(first["importance"], again["importance"])
+    np.testing.assert_array_equal(first["informativeness_per_factor"], again["informativeness_per_factor"])
     with pytest.raises(ValueError, match="at least 2 code dims and 2 factors"):
         dci(factors, factors[:, :1])
     constant = factors.copy()

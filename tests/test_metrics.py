@@ -82,6 +82,15 @@ def test_identity_descriptors_of_a_batch_equal_one_at_a_time(identity):
     assert identity.descriptors(faces[:0]).shape == (0, 128)
 
 
+def test_worker_processes_give_the_same_descriptors_in_order(identity):
+    # three workers over five faces: uneven parts, each in its own process; the parts come back in order
+    faces = synthetic_faces(5, 64)
+    with IdentityModel(workers=3) as shared:
+        np.testing.assert_array_equal(shared.descriptors(faces), identity.descriptors(faces))
+        assert shared.descriptors(faces[:1]).shape == (1, 128)  # fewer faces than workers
+    assert shared._pool is None  # the context stopped the workers
+
+
 def test_identity_needs_pairs(identity):
     with pytest.raises(ValueError, match="as many faces"):
         identity.similarity(synthetic_faces(2, 32), synthetic_faces(1, 32))

@@ -16,6 +16,8 @@ For each factor ``k`` a regressor predicts it from all code dimensions; its feat
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LassoCV
@@ -84,7 +86,12 @@ def completeness(importance: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def dci(
-    codes: np.ndarray, factors: np.ndarray, train_fraction: float = 0.8, seed: int = 0, regressor: str = "gbt"
+    codes: np.ndarray,
+    factors: np.ndarray,
+    train_fraction: float = 0.8,
+    seed: int = 0,
+    regressor: str = "gbt",
+    jobs: int = 1,
 ) -> dict:
     """DCI scores of ``codes`` with respect to known ``factors``.
 
@@ -105,6 +112,8 @@ def dci(
         train_fraction: fraction of the ``N`` rows (shuffled with ``seed``) used to fit; the rest test.
         seed: seed of the shuffle and of the regressors' randomness.
         regressor: ``"gbt"``, ``"forest"`` or ``"lasso"``.
+        jobs: factors fitted at once, in threads (scikit-learn's fits leave Python's lock); the result does not
+            depend on it.
 
     Returns:
         ``{"disentanglement": float, "completeness": float, "informativeness": float (mean test R^2),
@@ -133,12 +142,15 @@ def dci(
     train, test = order[:n_train], order[n_train:]
     x_train, x_test = _standardise(codes[train], codes[test])
     y_train, y_test = _standardise(factors[train], factors[test])
-    importance = np.zeros((n_dims, factors.shape[1]))
-    r2 = np.zeros(factors.shape[1])
-    for k in range(factors.shape[1]):
+
+    def fit(k: int) -> tuple[np.ndarray, float]:
         model = _regressor(regressor, n_dims, seed).fit(x_train, y_train[:, k])
-        importance[:, k] = _importances(model)
-        r2[k] = model.score(x_test, y_test[:, k])
+        return _importances(model), model.score(x_test, y_test[:, k])
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        fits = list(pool.map(fit, range(factors.shape[1])))
+    importance = np.stack([column for column, _ in fits], axis=1).astype(np.float64)
+    r2 = np.array([score for _, score in fits], dtype=np.float64)
     d_score, d_per_code = disentanglement(importance)
     c_score, c_per_factor = completeness(importance)
     return {

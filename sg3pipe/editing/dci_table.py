@@ -35,14 +35,14 @@ def encoder_codes(G: Generator, encoder, w: np.ndarray, settings: SamplingSettin
 
 
 def dci_table(
-    codes: dict[str, np.ndarray], factors: dict[str, np.ndarray], regressor: str, seed: int = 0
+    codes: dict[str, np.ndarray], factors: dict[str, np.ndarray], regressor: str, seed: int = 0, jobs: int = 1
 ) -> pd.DataFrame:
     """DCI of each code space against each set of factors.
 
     Args:
         codes: space name -> ``[N, D]`` codes.
         factors: factor set name -> ``[N, K]`` factors (``K >= 2``).
-        regressor: see :func:`sg3pipe.editing.dci.dci`.
+        regressor, jobs: see :func:`sg3pipe.editing.dci.dci`.
 
     Returns:
         One row per (space, factor set): ``space``, ``factors``, ``dims``, ``disentanglement``,
@@ -51,7 +51,7 @@ def dci_table(
     rows = []
     for factor_name, values in factors.items():
         for space, code in codes.items():
-            result = dci(code, values, seed=seed, regressor=regressor)
+            result = dci(code, values, seed=seed, regressor=regressor, jobs=jobs)
             rows.append(
                 {
                     "space": space,

@@ -17,6 +17,8 @@ the difference from 1.
 from __future__ import annotations
 
 import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
@@ -71,19 +73,46 @@ def _recognition_model(path: str):
 
 class IdentityModel:
     """dlib's face-recognition ResNet, loaded from face-recognition-models' folder (found without importing the
-    package, whose import fails with current setuptools)."""
+    package, whose import fails with current setuptools).
 
-    def __init__(self):
+    dlib's network runs on one core and holds Python's lock while it does, so ``workers`` > 1 shares each batch
+    of chips out to that many worker processes (started on first use, each loading the model once); the
+    descriptors are the same as with one. Use it as a context manager, or call :meth:`close`, to stop them.
+    """
+
+    def __init__(self, workers: int = 1):
         self.model_path = dlib_model_path(FACE_RECOGNITION_MODEL)
         self._model = _recognition_model(str(self.model_path))
+        self.workers = max(1, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
 
     def descriptors(self, images: np.ndarray, transforms: np.ndarray | None = None) -> np.ndarray:
-        """128-D descriptors of faces ``[N, S, S, 3]`` uint8 -> ``[N, 128]`` float64 (one batched call of dlib's
-        network); ``transforms`` as in :func:`face_chips` (None: aligned faces)."""
+        """128-D descriptors of faces ``[N, S, S, 3]`` uint8 -> ``[N, 128]`` float64 (batched calls of dlib's
+        network, one per worker); ``transforms`` as in :func:`face_chips` (None: aligned faces)."""
         if len(images) == 0:
             return np.empty((0, 128))
-        chips = list(face_chips(images, transforms))
-        return np.asarray(self._model.compute_face_descriptor(chips), dtype=np.float64).reshape(len(chips), 128)
+        chips = face_chips(images, transforms)
+        parts = np.array_split(chips, min(self.workers, len(chips)))
+        if len(parts) == 1:
+            return _chip_descriptors(chips, str(self.model_path))
+        if self._pool is None:
+            # fork: spawn would re-run the caller's main module (a Snakemake script) in each worker. The workers
+            # only run dlib and numpy, never torch, whose thread pools a fork leaves unusable in the child.
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return np.concatenate(list(self._pool.map(_chip_descriptors, parts, [str(self.model_path)] * len(parts))))
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "IdentityModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity of the faces of ``a`` and ``b`` pair by pair: ``[N, S, S, 3]`` uint8 each (sides may
@@ -96,3 +125,10 @@ class IdentityModel:
 def descriptor_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of descriptors pair by pair: ``[N, D]`` each -> ``[N]`` float64 in [-1, 1]."""
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def _chip_descriptors(chips: np.ndarray, model_path: str) -> np.ndarray:
+    """dlib descriptors of 150 x 150 chips ``[N, 150, 150, 3]`` uint8 -> ``[N, 128]`` float64 (one batched call;
+    also the work of :class:`IdentityModel`'s worker processes, which load the model on their first call)."""
+    described = _recognition_model(model_path).compute_face_descriptor(list(chips))
+    return np.asarray(described, dtype=np.float64).reshape(len(chips), 128)
