@@ -55,6 +55,14 @@ on one thread (94-99% on held-out renders); pass its file as ``--classifier``.
   smiling (the part 1 bar is 97%), and probeN at smiling 88%, glasses 79%, eyes_closed 71%, mouth_open 80%:
   classifiers trained on renders disagree on the generator's images by up to 20 points. Not shipped.
 
+Session 14.
+
+- probeP (shipped): probeN's G, the attribute term averaged over the narrow and wide teachers and the shipped
+  classifier itself (``generator_recipe`` stage ``attributes_shipped``), 3,000 steps, lr 2e-3, landmark weight 20,
+  28 min on one thread: shipped classifier smiling 92%, glasses 94%, eyes_closed 95%, mouth_open 95%, hair
+  97-98%; the judge (no stage used it) 91%, 92%, 93%, 93%, 97%; teacher2 93%, 88%, 94%, 92%, 97%; PSNR 25.7 dB.
+  Its grid: much as probeN, the rings around the eyes a little stronger (also on faces without glasses).
+
     python benchmarks/generator_probe.py /tmp/probeE --lr 1e-2 \
         '{"synthesis_kwargs": {"first_cutoff": 8, "first_stopband": 17.1}, "steps": 8000}'
     python benchmarks/generator_probe.py /tmp/probeH --lr 3e-3 \

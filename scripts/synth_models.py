@@ -15,7 +15,8 @@ from sg3pipe.synth.generator_training import generator_quality
 snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
 
 with job_logging(snakemake):
-    G = train_recipe(snakemake.params.workdir, device=pick_device(snakemake.params.device)).cpu()
+    device = pick_device(snakemake.params.device)
+    G = train_recipe(snakemake.params.workdir, device=device, classifier=snakemake.input.classifier).cpu()
     quality = generator_quality(G, classifier=load_classifier(snakemake.input.classifier))
     logging.info("quality: %s", quality)
     with atomic_path(snakemake.output.quality) as tmp:

@@ -12,10 +12,15 @@ learns hair, skin and background and leaves eyes, mouths and glasses (a few perc
    generator's image against the labels of ``face_params(z)``, which ties those features to ``z``.
 4. ``attributes_ensemble``: the same term averaged over two teachers of different widths, so that patterns
    that fool one classifier and are no feature earn less.
+5. ``attributes_shipped``: the shipped classifier (:mod:`sg3pipe.synth.classifier`, the part 1 model that
+   measures the generator with :func:`~sg3pipe.synth.generator_training.attribute_accuracy`) joins the two
+   teachers, the lever issue 13 names ("a perceptual loss on the features of the project's own
+   renderer-trained classifier"). The shipped classifier read smiling at 58% and glasses at 73% after stage 4,
+   where classifiers of other widths read 90%: it weighs fine detail that the generator drew softly.
 
-The classifiers of steps 3-4 are *teachers* trained here with other seeds than the shipped classifier
-(:mod:`sg3pipe.synth.classifier`), so that the shipped classifier, which measures the generator
-(:func:`~sg3pipe.synth.generator_training.attribute_accuracy`), never took part in its training.
+Steps 3-4 use *teachers* trained here with other seeds than the shipped classifier. Since step 5 trains against
+the shipped classifier too, its reading of the generator is no longer independent; the quality record adds a
+*judge*, a classifier of a third architecture that no stage used (``benchmarks/generator_probe.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ TEACHERS = {
     "wide": ClassifierTrainingConfig(widths=(24, 48, 96, 192), steps=3000, seed=3, checkpoint_every=100),
 }
 
+# The teacher name of the shipped classifier: not trained here, given to train_recipe as a file.
+SHIPPED_CLASSIFIER = "shipped"
+
 SHIPPED_STAGES = (
     Stage("base", GeneratorTrainingConfig()),
     Stage("landmarks", GeneratorTrainingConfig(steps=6000, lr=3e-3, landmark_weight=10.0)),
@@ -72,6 +80,11 @@ SHIPPED_STAGES = (
         GeneratorTrainingConfig(steps=3000, lr=2e-3, landmark_weight=20.0, attribute_lambda=0.1),
         teachers=("narrow", "wide"),
     ),
+    Stage(
+        "attributes_shipped",
+        GeneratorTrainingConfig(steps=3000, lr=2e-3, landmark_weight=20.0, attribute_lambda=0.1),
+        teachers=("narrow", "wide", SHIPPED_CLASSIFIER),
+    ),
 )
 
 
@@ -80,17 +93,27 @@ def train_recipe(
     stages: tuple[Stage, ...] = SHIPPED_STAGES,
     teachers: dict[str, ClassifierTrainingConfig] = TEACHERS,
     device: str | torch.device = "cpu",
+    classifier: str | os.PathLike | None = None,
 ) -> Generator:
     """Train (or resume) every stage in turn under ``work_dir``; returns the last stage's ``G_ema``.
 
-    Writes ``work_dir/teachers/{name}/classifier.safetensors`` for each teacher a stage names (trained from
-    ``teachers[name]``) and, per stage, ``work_dir/{stage.name}/`` with its checkpoint, figures and
+    ``classifier`` is the shipped classifier's file, the teacher named :data:`SHIPPED_CLASSIFIER` (needed only
+    when a stage names it). Writes ``work_dir/teachers/{name}/classifier.safetensors`` for each other teacher a
+    stage names (trained from ``teachers[name]``) and, per stage, ``work_dir/{stage.name}/`` with its checkpoint, figures and
     ``G.safetensors``, the next stage's start. A rerun skips finished teachers and stages (their checkpoints are
     at their last step) and resumes the interrupted one.
     """
     work_dir = Path(work_dir).resolve()
     teacher_paths = {}
     for name in dict.fromkeys(name for stage in stages for name in stage.teachers):
+        if name == SHIPPED_CLASSIFIER:
+            if classifier is None or not Path(classifier).is_file():
+                raise FileNotFoundError(
+                    f"a stage trains against the shipped classifier, but its file {classifier} is missing: "
+                    "build it with rule synth_classifier, or pass it as train_recipe(classifier=...)"
+                )
+            teacher_paths[name] = Path(classifier).resolve()
+            continue
         teacher_paths[name] = work_dir / "teachers" / name / "classifier.safetensors"
         if not teacher_paths[name].exists():
             net = train_classifier(teacher_paths[name].parent, teachers[name], device)
