@@ -34,9 +34,11 @@ rule direction_samples:
 
 
 rule directions:
-    """One W boundary (.npy, the official format) and one StyleSpace direction per scored attribute."""
+    """One W boundary (.npy, the official format) and one StyleSpace direction per scored attribute, the official
+    boundaries of directions.pretrained, and StyleCLIP global directions when directions.styleclip is set."""
     input:
         samples=rules.direction_samples.output.samples,
+        generator=model_path("generator"),  # renders StyleCLIP's channel moves when directions.styleclip is set
     output:
         table=f"{DIRECTIONS}/directions.parquet",
         html=report(f"{DIRECTIONS}/directions.html", caption="../report/directions.rst", category="Directions"),
@@ -52,7 +54,9 @@ rule directions:
         runtime=30,
     params:
         settings=config["directions"],
+        clip=workflow_path(config["directions"]["styleclip"]["clip"]) if config["directions"]["styleclip"] else None,
         outdir=lambda wildcards, output: str(Path(output.table).parent),
+        device=config["device"],
     script:
         "../scripts/directions.py"
 

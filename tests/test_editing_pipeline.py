@@ -91,6 +91,26 @@ def test_directions_point_to_higher_scores_and_files_load(G, samples, tmp_path):
     assert len(listed) == 4 and "standard deviations" in listed_meta["factor_units"]
 
 
+def test_styleclip_directions_join_the_table_as_style_directions(samples, tmp_path):
+    from sg3pipe.editing.directions import StyleDirection
+    from sg3pipe.editing.video_edits import load_direction
+
+    _, _, _, out = samples
+    table, meta = read_table(out)
+    arrays = sample_arrays(table, meta)
+    delta = np.zeros(arrays["s"].shape[1], dtype=np.float32)
+    delta[[4, 9]] = [0.5, -0.25]
+    given = StyleDirection(delta=delta, channels=np.array([4, 9]), relevance=np.array([0.3, -0.15], np.float32))
+    settings = DirectionSettings(ratio=0.05, style_top_k=8)
+    directions = find_directions(table, arrays, tmp_path, settings, styleclip={"smile_text": given})
+    row = directions[directions["name"] == "smile_text.s"].iloc[0]
+    assert (row["space"], row["source"], row["channels"]) == ("s", "styleclip", "4 9")
+    # the std of the coordinate along the delta (adding f * delta moves it by f)
+    assert row["std"] == pytest.approx(float(np.std(arrays["s"] @ delta / (delta @ delta))), rel=1e-4)
+    loaded, _ = load_direction(tmp_path, "smile_text.s")
+    np.testing.assert_array_equal(loaded, delta)
+
+
 @pytest.fixture(scope="module")
 def video_latents(G, tmp_path_factory):
     """A 7-frame latents table whose frame 3 was not inverted (NaN latent)."""

@@ -20,9 +20,9 @@ from sg3pipe.encoder_training import EncoderTrainingConfig, encoder_quality, syn
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_encoder.safetensors"
 GENERATOR = ROOT / "models" / "synth_generator.safetensors"
-# Measured on the shipped file with seed 7 (32 renders): 23.56, 25.02 and 25.14 dB after passes 1-3 (the same with
-# ONEDNN_MAX_CPU_ISA=AVX2); on 256 renders (models/synth_encoder.quality.json) 24.53, 25.95 and 26.01 dB. Issue 5's bar is 20 dB after 3 passes,
-# each pass no worse than the one before.
+# Measured on the shipped file with seed 7 (32 renders): 23.56, 25.02 and 25.14 dB after passes 1-3 (the same
+# with ONEDNN_MAX_CPU_ISA=AVX2); on 256 renders (models/synth_encoder.quality.json) 24.53, 25.95 and 26.01 dB.
+# Issue 5's bar is 20 dB after 3 passes, each pass no worse than the one before.
 PSNR_FLOORS_DB = (22.5, 23.5, 23.5)
 
 

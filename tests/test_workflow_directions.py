@@ -39,3 +39,13 @@ def test_direction_rules_write_official_boundaries_and_the_flip_table(tmp_path):
     w_dark = flips[(flips["space"] == "w") & (flips["direction"] == "dark_hair")].iloc[0]
     assert w_dark["dark_hair"] >= 0.75
     assert (tmp_path / "results" / "analysis" / "flips.txt").read_text().startswith("space w")
+    # StyleCLIP asked for without its CLIP file: the directions job fails with one message naming the file and the
+    # config key, and leaves no directions table that looks complete.
+    texts = {"smile_text": ["a face", "a smiling face"]}
+    overrides["directions"]["styleclip"] = {"clip": str(tmp_path / "ViT-B-32.pt"), "texts": texts}
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    result = snakemake(tmp_path, "--cores", "2", f"{folder}/directions.parquet", timeout=300)
+    assert result.returncode != 0
+    log = (tmp_path / "logs" / "directions" / "directions.log").read_text()
+    assert "ViT-B-32.pt not found" in log and "directions.styleclip" in log, log[-2000:]
+    assert not (tmp_path / folder / "directions.parquet").exists()

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sg3pipe.editing.directions import fit_boundary, load_boundary, projection_std, save_boundary, style_direction
+from sg3pipe.editing.directions import (
+    StyleDirection,
+    fit_boundary,
+    load_boundary,
+    projection_std,
+    save_boundary,
+    style_direction,
+)
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import write_frame
 
@@ -50,6 +57,7 @@ def find_directions(
     settings: DirectionSettings,
     pretrained: dict[str, str] | None = None,
     provenance: dict | None = None,
+    styleclip: dict[str, StyleDirection] | None = None,
 ) -> pd.DataFrame:
     """Fit and write the directions of every scored attribute; returns the directions table.
 
@@ -58,10 +66,12 @@ def find_directions(
         arrays: its ``w [N, w_dim]`` and ``s [N, C]`` arrays (:func:`sg3pipe.editing.sampling.sample_arrays`).
         out_dir: folder for the ``.npy`` files and ``directions.parquet``.
         pretrained: name -> path of an official InterFaceGAN boundary ``.npy`` to list too (checked, copied).
+        styleclip: name -> StyleCLIP global direction (:mod:`sg3pipe.editing.styleclip`) to write and list, as
+            ``{name}.s``.
 
     Returns:
         One row per direction: ``name``, ``attribute``, ``space`` (``w`` or ``s``), ``file``, ``source``
-        (``fitted`` or ``pretrained``), ``n_samples``, ``n_used``, ``train_accuracy``, ``val_accuracy``
+        (``fitted``, ``pretrained`` or ``styleclip``), ``n_samples``, ``n_used``, ``train_accuracy``, ``val_accuracy``
         (NaN for S and pretrained directions), ``channels`` (S), ``std`` (samples' std along the direction).
     """
     out_dir = Path(out_dir)
@@ -91,23 +101,8 @@ def find_directions(
             }
         )
         direction = style_direction(s, scores, settings.style_top_k, settings.ratio)
-        with atomic_path(out_dir / f"{attribute}.s.npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, direction.delta)
-        rows.append(
-            {
-                "name": f"{attribute}.s",
-                "attribute": attribute,
-                "space": "s",
-                "file": f"{attribute}.s.npy",
-                "source": "fitted",
-                "n_samples": boundary.n_samples,
-                "n_used": boundary.n_used,  # the same top and bottom samples as the boundary's
-                "train_accuracy": np.nan,
-                "val_accuracy": np.nan,
-                "channels": " ".join(str(c) for c in direction.channels),
-                "std": projection_std(s, direction.delta[None]),
-            }
-        )
+        # the same top and bottom samples as the boundary's
+        rows.append(_style_row(out_dir, attribute, direction, s, "fitted", boundary.n_samples, boundary.n_used))
     for name, path in (pretrained or {}).items():
         normal = load_boundary(path, w_dim=w.shape[1])
         save_boundary(out_dir / f"{name}.npy", normal)
@@ -126,6 +121,8 @@ def find_directions(
                 "std": projection_std(w, normal),
             }
         )
+    for name, direction in (styleclip or {}).items():
+        rows.append(_style_row(out_dir, name, direction, s, "styleclip", len(s), 0))
     table = pd.DataFrame(rows)
     write_frame(
         out_dir / "directions.parquet",
@@ -133,3 +130,24 @@ def find_directions(
         {"provenance": provenance or {}, "settings": asdict(settings), "factor_units": __doc__.split("\n\n")[1]},
     )
     return table
+
+
+def _style_row(
+    out_dir: Path, attribute: str, direction: StyleDirection, s: np.ndarray, source: str, n_samples: int, n_used: int
+) -> dict:
+    """Write a StyleSpace direction as ``{attribute}.s.npy`` in ``out_dir``; returns its directions-table row."""
+    with atomic_path(out_dir / f"{attribute}.s.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, direction.delta)
+    return {
+        "name": f"{attribute}.s",
+        "attribute": attribute,
+        "space": "s",
+        "file": f"{attribute}.s.npy",
+        "source": source,
+        "n_samples": n_samples,
+        "n_used": n_used,
+        "train_accuracy": np.nan,
+        "val_accuracy": np.nan,
+        "channels": " ".join(str(c) for c in direction.channels),
+        "std": projection_std(s, direction.delta[None]),
+    }

@@ -108,7 +108,7 @@ class IdentityModel:
             self._pool.shutdown()
             self._pool = None
 
-    def __enter__(self) -> "IdentityModel":
+    def __enter__(self) -> IdentityModel:
         return self
 
     def __exit__(self, *exc) -> None:

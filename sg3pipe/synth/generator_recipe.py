@@ -99,9 +99,9 @@ def train_recipe(
 
     ``classifier`` is the shipped classifier's file, the teacher named :data:`SHIPPED_CLASSIFIER` (needed only
     when a stage names it). Writes ``work_dir/teachers/{name}/classifier.safetensors`` for each other teacher a
-    stage names (trained from ``teachers[name]``) and, per stage, ``work_dir/{stage.name}/`` with its checkpoint, figures and
-    ``G.safetensors``, the next stage's start. A rerun skips finished teachers and stages (their checkpoints are
-    at their last step) and resumes the interrupted one.
+    stage names (trained from ``teachers[name]``) and, per stage, ``work_dir/{stage.name}/`` with its
+    checkpoint, figures and ``G.safetensors``, the next stage's start. A rerun skips finished teachers and stages
+    (their checkpoints are at their last step) and resumes the interrupted one.
     """
     work_dir = Path(work_dir).resolve()
     teacher_paths = {}
