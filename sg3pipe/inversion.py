@@ -166,6 +166,8 @@ def invert_video(
                 for metric, v in values.items():
                     metrics[metric][rows[use]] = v
             bar.update(len(aligned))
+    if identity is not None:
+        identity.close()  # its worker processes
     if done < n:
         raise ValueError(f"{aligned_video} holds {done} frames but {frames_table} has {n} rows; rebuild both")
 

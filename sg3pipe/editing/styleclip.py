@@ -130,7 +130,7 @@ def channel_image_directions(
     dim = next(iter(sums.values())).shape[0] if sums else 0
     out = np.zeros((n_channels, dim), dtype=np.float32)
     for c, total in sums.items():
-        out[c] = _unit(total / n).cpu().numpy()
+        out[c] = _unit(total).cpu().numpy()  # the unit mean over samples: the sum's direction
     return out
 
 
