@@ -1,5 +1,5 @@
-"""Snakemake adapter of rule `directions`: fit a W boundary and a StyleSpace direction per scored attribute, list
-the official boundaries given, and find StyleCLIP global directions when configured."""
+"""Snakemake adapter of rule `directions`: fit a W boundary (and its conditional twin) and a StyleSpace direction
+per scored attribute, list the official boundaries given, and find StyleCLIP global directions when configured."""
 
 import logging
 
@@ -18,7 +18,8 @@ snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directiv
 with job_logging(snakemake):
     opts = snakemake.params.settings
     samples, metadata = read_table(snakemake.input.samples)
-    settings = DirectionSettings(ratio=opts["ratio"], seed=opts["seed"], style_top_k=opts["style_top_k"])
+    names = ("ratio", "seed", "style_top_k", "conditional")
+    settings = DirectionSettings(**{k: opts[k] for k in names})
     record = {**metadata["provenance"], "directions": opts}
     arrays = sample_arrays(samples, metadata)
     styleclip = None

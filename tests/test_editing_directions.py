@@ -9,6 +9,7 @@ from generators import make_generator
 
 from sg3pipe.editing.directions import (
     BoundaryFileError,
+    conditional_normal,
     extreme_indices,
     fit_boundary,
     flatten_styles,
@@ -69,6 +70,29 @@ def test_fit_boundary_is_deterministic_for_a_seed(planted):
     np.testing.assert_array_equal(first.normal, again.normal)
     assert first.intercept == again.intercept and first.val_accuracy == again.val_accuracy
     assert not np.array_equal(fit_boundary(latents, scores, seed=4).normal, first.normal)
+
+
+def test_conditional_normal_leaves_the_other_attributes_linear_scores_unchanged():
+    # Two attributes whose true normals share a component: the plain boundary of the first also moves the
+    # second attribute's score; its conditional twin moves only its own.
+    rng = np.random.default_rng(1)
+    latents = rng.standard_normal((N, D))
+    first, second = np.zeros(D), np.zeros(D)
+    first[:2], second[1:3] = [0.6, 0.8], [0.8, 0.6]
+    scores = [1 / (1 + np.exp(-(4 * latents @ n + rng.standard_normal(N)))) for n in (first, second)]
+    fitted = [fit_boundary(latents, s, ratio=0.1).normal for s in scores]
+    assert abs(fitted[0][0] @ second) > 0.4  # the plain edit is entangled
+    twin = conditional_normal(fitted[0], fitted[1])
+    assert twin.shape == (1, D) and twin.dtype == np.float32 and np.linalg.norm(twin) == pytest.approx(1, abs=1e-6)
+    assert abs(twin[0] @ fitted[1][0]) < 1e-6  # orthogonal to the condition it was given
+    assert abs(twin[0] @ second) < 0.1  # so it leaves the second attribute's true score nearly alone
+    assert twin[0] @ first > 0.5  # and still raises the first
+    # Conditions that repeat one another count once; no conditions: the normal itself.
+    repeated = np.concatenate([fitted[1], 2 * fitted[1]])
+    np.testing.assert_allclose(conditional_normal(fitted[0], repeated), twin, atol=1e-6)
+    np.testing.assert_allclose(conditional_normal(fitted[0], np.zeros((0, D))), fitted[0], atol=1e-6)
+    with pytest.raises(ValueError, match="lies in the span"):
+        conditional_normal(fitted[0], np.concatenate([fitted[0], fitted[1]]))
 
 
 def test_too_few_samples_say_how_many_are_needed(planted):

@@ -75,9 +75,10 @@ def test_directions_point_to_higher_scores_and_files_load(G, samples, tmp_path):
     _, _, _, out = samples
     table, meta = read_table(out)
     arrays = sample_arrays(table, meta)
-    directions = find_directions(table, arrays, tmp_path, DirectionSettings(ratio=0.05, style_top_k=8))
-    assert set(directions["name"]) == {"bright", "bright.s", "red", "red.s"}
-    w_rows = directions[directions["space"] == "w"]
+    settings = DirectionSettings(ratio=0.05, style_top_k=8, conditional=True)
+    directions = find_directions(table, arrays, tmp_path, settings)
+    assert set(directions["name"]) == {"bright", "bright.s", "bright.cond", "red", "red.s", "red.cond"}
+    w_rows = directions[(directions["space"] == "w") & (directions["source"] == "fitted")]
     assert (w_rows["val_accuracy"] >= 0.8).all(), w_rows  # 18 validation samples each
     for _, row in w_rows.iterrows():
         normal = load_boundary(tmp_path / row["file"], w_dim=G.w_dim)
@@ -85,10 +86,17 @@ def test_directions_point_to_higher_scores_and_files_load(G, samples, tmp_path):
         # Moving along the boundary raises the score: projections correlate positively with the scores.
         assert np.corrcoef(arrays["w"] @ normal[0], scores)[0, 1] > 0.3
         assert row["std"] == pytest.approx(float(np.std(arrays["w"] @ normal[0])), rel=1e-4)
+    # Each conditional twin is orthogonal to the other attribute's fitted normal, and listed with its own std.
+    for attribute, other in (("bright", "red"), ("red", "bright")):
+        twin = load_boundary(tmp_path / f"{attribute}.cond.npy", w_dim=G.w_dim)
+        assert abs(twin[0] @ load_boundary(tmp_path / f"{other}.npy")[0]) < 1e-5
+        row = directions[directions["name"] == f"{attribute}.cond"].iloc[0]
+        assert (row["attribute"], row["source"]) == (attribute, "conditional") and np.isnan(row["val_accuracy"])
+        assert row["std"] == pytest.approx(float(np.std(arrays["w"] @ twin[0])), rel=1e-4)
     s_delta = np.load(tmp_path / "bright.s.npy")
     assert s_delta.shape == (arrays["s"].shape[1],) and (s_delta != 0).sum() == 8
     listed, listed_meta = read_table(tmp_path / "directions.parquet")
-    assert len(listed) == 4 and "standard deviations" in listed_meta["factor_units"]
+    assert len(listed) == 6 and "standard deviations" in listed_meta["factor_units"]
 
 
 def test_styleclip_directions_join_the_table_as_style_directions(samples, tmp_path):
@@ -159,10 +167,16 @@ def test_edit_video_keeps_every_frame_and_moves_by_the_factor(G, samples, video_
 def test_flip_table_diagonal_flips_more_than_chance(G, samples, tmp_path):
     _, _, _, out = samples
     table, meta = read_table(out)
-    find_directions(table, sample_arrays(table, meta), tmp_path, DirectionSettings(ratio=0.05, style_top_k=8))
+    settings = DirectionSettings(ratio=0.05, style_top_k=8, conditional=True)
+    find_directions(table, sample_arrays(table, meta), tmp_path, settings)
     flips = flip_tables(G, BrightnessScorer(), tmp_path, factor_std=3.0, n=64, settings=SamplingSettings(batch=32))
-    assert list(flips.columns) == ["space", "direction", "bright", "red"]
-    assert len(flips) == 4
-    w_bright = flips[(flips["space"] == "w") & (flips["direction"] == "bright")].iloc[0]
-    assert w_bright["bright"] >= 0.9
-    assert "space w" in describe_flips(flips, 3.0, 64)
+    assert list(flips.columns) == ["space", "source", "direction", "bright", "red"]
+    assert (
+        list(zip(flips["space"], flips["source"], strict=True))
+        == [("w", "fitted")] * 2 + [("w", "conditional")] * 2 + [("s", "fitted")] * 2
+    )
+    for source in ("fitted", "conditional"):
+        w_bright = flips[(flips["source"] == source) & (flips["space"] == "w") & (flips["direction"] == "bright")]
+        assert w_bright.iloc[0]["bright"] >= 0.9
+    text = describe_flips(flips, 3.0, 64)
+    assert "space w, fitted directions" in text and "space w, conditional directions" in text

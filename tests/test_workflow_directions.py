@@ -34,10 +34,11 @@ def test_direction_rules_write_official_boundaries_and_the_flip_table(tmp_path):
     samples, _ = read_table(tmp_path / folder / "samples.parquet")
     assert len(samples) == 500 and len(list((tmp_path / folder / "samples.chunks").glob("chunk-*.parquet"))) == 2
     flips, _ = read_table(tmp_path / "results" / "analysis" / "flips.parquet")
-    assert len(flips) == 12  # six attributes in W and in S
-    # The shipped generator draws hair: its dark-hair direction flips the dark-hair decision.
-    w_dark = flips[(flips["space"] == "w") & (flips["direction"] == "dark_hair")].iloc[0]
-    assert w_dark["dark_hair"] >= 0.75
+    assert len(flips) == 18  # six attributes in W, conditional W (config directions.conditional) and S
+    # The shipped generator draws hair: its dark-hair directions flip the dark-hair decision.
+    for source in ("fitted", "conditional"):
+        w_dark = flips[(flips["space"] == "w") & (flips["source"] == source) & (flips["direction"] == "dark_hair")]
+        assert w_dark.iloc[0]["dark_hair"] >= 0.75, flips
     assert (tmp_path / "results" / "analysis" / "flips.txt").read_text().startswith("space w")
     # StyleCLIP asked for without its CLIP file: the directions job fails with one message naming the file and the
     # config key, and leaves no directions table that looks complete.

@@ -1,7 +1,9 @@
 """Find one editing direction per attribute from scored samples, in W (InterFaceGAN) and in StyleSpace, and
 write them as files: ``{attribute}.npy`` (the W boundary, ``[1, w_dim]``, loadable by the official code as it
 is), ``{attribute}.s.npy`` (the StyleSpace delta, ``[C]``) and a ``directions.parquet`` table describing them.
-Official pretrained InterFaceGAN boundaries join the table as directions of their own.
+With ``conditional`` set, each W boundary also gets a conditional twin ``{attribute}.cond.npy``: the normal
+with the other attributes' normals projected out (InterFaceGAN's conditional manipulation). Official
+pretrained InterFaceGAN boundaries join the table as directions of their own.
 
 What a factor means: an edit adds ``factor * direction``. A W boundary is a unit vector, so a raw factor of 5
 moves the latent 5 W units; the table's ``std`` column is the samples' standard deviation along the
@@ -20,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from sg3pipe.editing.directions import (
+    Boundary,
     StyleDirection,
+    conditional_normal,
     fit_boundary,
     load_boundary,
     projection_std,
@@ -43,6 +47,7 @@ class DirectionSettings:
     train_fraction: float = 0.7  # of the kept samples, the share that trains it (the rest validates)
     seed: int = 0
     style_top_k: int = 16  # StyleSpace channels kept per direction
+    conditional: bool = False  # also write each W boundary conditioned on all the other fitted ones
 
 
 def attributes_of(samples: pd.DataFrame) -> list[str]:
@@ -71,56 +76,34 @@ def find_directions(
 
     Returns:
         One row per direction: ``name``, ``attribute``, ``space`` (``w`` or ``s``), ``file``, ``source``
-        (``fitted``, ``pretrained`` or ``styleclip``), ``n_samples``, ``n_used``, ``train_accuracy``, ``val_accuracy``
-        (NaN for S and pretrained directions), ``channels`` (S), ``std`` (samples' std along the direction).
+        (``fitted``, ``conditional``, ``pretrained`` or ``styleclip``), ``n_samples``, ``n_used``,
+        ``train_accuracy``, ``val_accuracy`` (of the SVM: NaN but for fitted W boundaries), ``channels`` (S),
+        ``std`` (samples' std along the direction).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     w, s = arrays["w"], arrays["s"]
-    rows = []
+    rows, boundaries = [], {}
     for attribute in attributes_of(samples):
         scores = samples[SCORE_PREFIX + attribute].to_numpy(np.float64)
         boundary = fit_boundary(w, scores, settings.ratio, settings.train_fraction, settings.seed)
-        save_boundary(out_dir / f"{attribute}.npy", boundary.normal)
+        boundaries[attribute] = boundary
         log.info(
             "%s: W boundary, validation accuracy %.3f on %d samples", attribute, boundary.val_accuracy, boundary.n_val
         )
-        rows.append(
-            {
-                "name": attribute,
-                "attribute": attribute,
-                "space": "w",
-                "file": f"{attribute}.npy",
-                "source": "fitted",
-                "n_samples": boundary.n_samples,
-                "n_used": boundary.n_used,
-                "train_accuracy": boundary.train_accuracy,
-                "val_accuracy": boundary.val_accuracy,
-                "channels": "",
-                "std": projection_std(w, boundary.normal),
-            }
-        )
+        rows.append(_boundary_row(out_dir, attribute, attribute, boundary.normal, w, "fitted", boundary))
         direction = style_direction(s, scores, settings.style_top_k, settings.ratio)
         # the same top and bottom samples as the boundary's
         rows.append(_style_row(out_dir, attribute, direction, s, "fitted", boundary.n_samples, boundary.n_used))
+    if settings.conditional and len(boundaries) > 1:
+        normals = {attribute: boundary.normal[0] for attribute, boundary in boundaries.items()}
+        for attribute, boundary in boundaries.items():
+            others = np.stack([normal for other, normal in normals.items() if other != attribute])
+            normal = conditional_normal(boundary.normal, others)
+            rows.append(_boundary_row(out_dir, f"{attribute}.cond", attribute, normal, w, "conditional", boundary))
     for name, path in (pretrained or {}).items():
         normal = load_boundary(path, w_dim=w.shape[1])
-        save_boundary(out_dir / f"{name}.npy", normal)
-        rows.append(
-            {
-                "name": name,
-                "attribute": name,
-                "space": "w",
-                "file": f"{name}.npy",
-                "source": "pretrained",
-                "n_samples": 0,
-                "n_used": 0,
-                "train_accuracy": np.nan,
-                "val_accuracy": np.nan,
-                "channels": "",
-                "std": projection_std(w, normal),
-            }
-        )
+        rows.append(_boundary_row(out_dir, name, name, normal, w, "pretrained"))
     for name, direction in (styleclip or {}).items():
         rows.append(_style_row(out_dir, name, direction, s, "styleclip", len(s), 0))
     table = pd.DataFrame(rows)
@@ -130,6 +113,34 @@ def find_directions(
         {"provenance": provenance or {}, "settings": asdict(settings), "factor_units": __doc__.split("\n\n")[1]},
     )
     return table
+
+
+def _boundary_row(
+    out_dir: Path,
+    name: str,
+    attribute: str,
+    normal: np.ndarray,
+    w: np.ndarray,
+    source: str,
+    fit: Boundary | None = None,
+) -> dict:
+    """Write a W direction ``[1, w_dim]`` as ``{name}.npy`` in ``out_dir``; returns its directions-table row, with
+    the sample counts of the fit it comes from and, for a fitted boundary, its SVM accuracies."""
+    save_boundary(out_dir / f"{name}.npy", normal)
+    fitted = source == "fitted"
+    return {
+        "name": name,
+        "attribute": attribute,
+        "space": "w",
+        "file": f"{name}.npy",
+        "source": source,
+        "n_samples": fit.n_samples if fit else 0,
+        "n_used": fit.n_used if fit else 0,
+        "train_accuracy": fit.train_accuracy if fitted else np.nan,
+        "val_accuracy": fit.val_accuracy if fitted else np.nan,
+        "channels": "",
+        "std": projection_std(w, normal),
+    }
 
 
 def _style_row(

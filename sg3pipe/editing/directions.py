@@ -158,6 +158,37 @@ def fit_boundary(
     )
 
 
+def conditional_normal(normal: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+    """InterFaceGAN's conditional manipulation: ``normal`` with its component in the span of ``conditions``
+    removed, renormalised. Moving along the result leaves every condition's projection ``x . c`` unchanged, so
+    under the linear model an edit changes its own attribute and none of the others. The official code projects
+    on one or two conditions; this takes any number (an orthonormal basis of their span by SVD, so conditions
+    that repeat one another are fine).
+
+    Args:
+        normal: ``[1, D]`` unit normal of the primal attribute.
+        conditions: ``[K, D]`` normals of the attributes to keep (``K = 0``: the normal itself).
+
+    Returns:
+        ``[1, D]`` float32 unit vector orthogonal to every row of ``conditions``.
+
+    Raises:
+        ValueError: bad shapes, or ``normal`` lies in the span of ``conditions`` (nothing is left of it).
+    """
+    normal = np.asarray(normal, dtype=np.float64)
+    conditions = np.asarray(conditions, dtype=np.float64)
+    if normal.ndim != 2 or normal.shape[0] != 1 or conditions.ndim != 2 or conditions.shape[1] != normal.shape[1]:
+        shapes = f"{list(normal.shape)}, {list(conditions.shape)}"
+        raise ValueError(f"expected normal [1, D] and conditions [K, D], got {shapes}")
+    u, singular, _ = np.linalg.svd(conditions.T, full_matrices=False)
+    basis = u[:, singular > 1e-6 * singular.max(initial=0.0)]  # [D, rank], orthonormal columns
+    rest = normal[0] - basis @ (basis.T @ normal[0])
+    norm = np.linalg.norm(rest)
+    if norm < 1e-6 * np.linalg.norm(normal):
+        raise ValueError("the normal lies in the span of the conditions: no conditional direction is left")
+    return (rest / norm).astype(np.float32)[None]
+
+
 def save_boundary(path: str | os.PathLike, normal: np.ndarray) -> None:
     """Write a boundary ``[1, D]`` (or ``[D]``) as a ``.npy`` float32 ``[1, D]``, atomically.
 

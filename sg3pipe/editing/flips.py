@@ -22,6 +22,9 @@ from sg3pipe.editing.video_edits import load_direction
 from sg3pipe.io.tables import read_table
 from sg3pipe.networks.stylegan3 import Generator
 
+# The directions a flip table measures, as (space, source) of directions.parquet, in the order of the table.
+FLIP_GROUPS = (("w", "fitted"), ("w", "conditional"), ("s", "fitted"))
+
 
 @torch.no_grad()
 def flip_table(
@@ -89,28 +92,35 @@ def flip_tables(
     n: int = 256,
     settings: SamplingSettings | None = None,
 ) -> pd.DataFrame:
-    """:func:`flip_table` of every fitted direction of a directions folder, W and StyleSpace stacked: columns
-    ``space``, ``direction`` and one per attribute of ``scorer``."""
+    """:func:`flip_table` of every fitted and conditional direction of a directions folder: fitted W boundaries,
+    their conditional twins when the folder has them, and fitted StyleSpace directions, stacked with columns
+    ``space``, ``source``, ``direction`` (the attribute) and one per attribute of ``scorer``."""
     listed, _ = read_table(Path(directions_dir) / "directions.parquet")
     parts = []
-    for space in ("w", "s"):
-        fitted = listed[(listed["space"] == space) & (listed["source"] == "fitted")]
+    for space, source in FLIP_GROUPS:
+        chosen = listed[(listed["space"] == space) & (listed["source"] == source)]
+        if chosen.empty:
+            continue
         directions = {}
-        for name, attribute in zip(fitted["name"], fitted["attribute"], strict=True):
+        for name, attribute in zip(chosen["name"], chosen["attribute"], strict=True):
             direction, row = load_direction(directions_dir, name)
             directions[attribute] = (space, direction, row["std"])
         table = flip_table(G, scorer, directions, factor_std, n, settings)
-        parts.append(table.rename_axis("direction").reset_index().assign(space=space))
-    return pd.concat(parts, ignore_index=True)[["space", "direction", *scorer.names]]
+        parts.append(table.rename_axis("direction").reset_index().assign(space=space, source=source))
+    return pd.concat(parts, ignore_index=True)[["space", "source", "direction", *scorer.names]]
 
 
 def describe_flips(table: pd.DataFrame, factor_std: float, n: int) -> str:
-    """The flip tables as text, one block per space."""
+    """The flip tables as text, one block per space and source, each with its worst off-diagonal share."""
     blocks = []
-    for space, part in table.groupby("space", sort=False):
+    for (space, source), part in table.groupby(["space", "source"], sort=False):
+        values = part.drop(columns=["space", "source"]).set_index("direction")
+        off = [values.loc[d, a] for d in values.index for a in values.columns if a != d]
         title = (
-            f"space {space}: share of {n} held-out samples whose decision changed "
-            f"(rows: the direction edited, {factor_std:g} std towards the other side; columns: attributes)"
+            f"space {space}, {source} directions: share of {n} held-out samples whose decision changed "
+            f"(rows: the direction edited, {factor_std:g} std towards the other side; columns: attributes); "
+            f"own attribute at least {min(values.loc[d, d] for d in values.index):.3f}, any other at most "
+            f"{max(off, default=0.0):.3f}"
         )
-        blocks.append(f"{title}\n{part.drop(columns='space').set_index('direction').round(3).to_string()}\n")
+        blocks.append(f"{title}\n{values.round(3).to_string()}\n")
     return "\n".join(blocks)
