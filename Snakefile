@@ -21,7 +21,6 @@ include: "rules/generator.smk"
 include: "rules/synth.smk"
 include: "rules/train_encoder.smk"
 include: "rules/directions.smk"
-include: "rules/pti.smk"
 include: "rules/render.smk"
 
 

@@ -1,5 +1,5 @@
-"""The back half measured on the bundled synthetic videos, whose truth is known: run after the main job with
-`--notemp` (`python -m snakemake --cores 2 --notemp`: the tuned generators are temporary), reads its results/
+"""The back half measured on the bundled synthetic videos, whose truth is known: run after the main job with the
+tuned generators kept (`python -m snakemake --cores 2 --config pti='{keep_generator: true}'`), reads its results/
 
 Per video, prints:
 * the transform error against the true pose (the transforms the frames stage computes from the renderer's
@@ -78,7 +78,10 @@ def main() -> None:
         drop = 1 - pti_meta["end_l2"] / pti_meta["start_l2"]
         print(f"  PTI mean L2 {pti_meta['start_l2']:.5f} -> {pti_meta['end_l2']:.5f} ({drop:.0%} lower)")
 
-        G_pti = load_generator(folder / "pti" / "generator.safetensors")
+        tuned = folder / "pti" / "generator.safetensors"
+        if not tuned.exists():
+            raise SystemExit(f"{tuned} is missing: run the main job with --config pti='{{keep_generator: true}}'")
+        G_pti = load_generator(tuned)
         edits, edits_meta = read_table(folder / "edits" / f"{args.edit}.parquet")
         variants = base_variants(latents, latents_meta, frames, smoothed)
         settings = smoothing_settings(smoothed_meta["smooth"])

@@ -104,7 +104,7 @@ def lpips_spec():
 
 def render_inputs(wildcards):
     """The inputs of rule `render`, the source video, its ground-truth table when the manifest names one, the
-    per-video tables and crops, the directions, the generators and the face parser when one is configured."""
+    per-video tables and crops, the directions, the generator and the face parser when one is configured."""
     video = wildcards.video
     row = manifest_row(video)
     inputs = {
@@ -118,7 +118,4 @@ def render_inputs(wildcards):
     parser = config["render"].get("face_parser")
     if parser:
         inputs["face_parser"] = workflow_path(parser["path"])
-    if config["pti"]["enabled"]:
-        inputs["pti"] = f"results/{video}/pti/generator.safetensors"
-        inputs["pti_losses"] = f"results/{video}/pti/loss.parquet"
     return inputs

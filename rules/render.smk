@@ -1,14 +1,34 @@
-# Stage 4 of the per-video chain, after PTI: the edits of the latents, temporal smoothing, every video a user
-# watches and the per-frame metrics. Library: sg3pipe.editing.video_edits (write_video_edits), sg3pipe.temporal
-# (smooth_video), sg3pipe.render (variants, videos, fov, pasteback). Outputs per video: results/{video}/edits/,
-# smoothed.parquet, videos/*.mp4, metrics.parquet; per run: results/summary.parquet.
-# One job does all of it: editing and smoothing are seconds of latent arithmetic that only rendering reads, and
-# every job costs the DAG about 1.5 ms per video at dataset scale (benchmarks/bench_dag.py) and a cluster a
-# submission.
+# Stage 4 of the per-video chain: pivotal tuning, the edits of the latents, temporal smoothing, every video a user
+# watches and the per-frame metrics. Library: sg3pipe.pti (tune_video), sg3pipe.editing.video_edits
+# (write_video_edits), sg3pipe.temporal (smooth_video), sg3pipe.render (variants, videos, fov, pasteback). Outputs
+# per video: results/{video}/pti/ (losses and loss curve), edits/, smoothed.parquet, videos/*.mp4,
+# metrics.parquet; per run: results/summary.parquet.
+# One job does all of it: the tuned generator is read only by rendering, editing and smoothing are seconds of
+# latent arithmetic that only rendering reads, and every job costs the DAG about 1.5 ms per video at dataset scale
+# (benchmarks/bench_dag.py) and a cluster a submission. A tuning interrupted mid-way resumes from its checkpoint
+# (results/{video}/pti/work/) when the job reruns.
+
+# The PTI outputs when pti.enabled (with PTI off, every video renders with models.generator itself).
+PTI_OUTPUTS = (
+    {
+        "losses": "results/{video}/pti/loss.parquet",
+        "curve": report(
+            "results/{video}/pti/loss.png",
+            caption="../report/pti_loss.rst",
+            category="Videos",
+            subcategory="{video}",
+            labels={"video": "{video}", "figure": "PTI loss"},
+        ),
+    }
+    if config["pti"]["enabled"]
+    else {}
+)
 
 
 rule render:
-    """Each configured edit of the latents at each factor (edits/{edit}.parquet and a strip {edit}.png); fine
+    """Pivotal tuning of a copy of models.generator on the video's unaligned crops, each frame with its pivot latent
+    and crop transform (pti/loss.parquet, loss.png; resumes from pti/work/checkpoint.pt after an interruption);
+    each configured edit of the latents at each factor (edits/{edit}.parquet and a strip {edit}.png); fine
     rows averaged over the video, then the configured temporal filter on latents and on the transforms'
     parameters, plotted against the truth when the manifest names a ground-truth table (smoothed.parquet,
     trajectory.png; every frame keeps its row, unusable ones NaN); then the reconstruction, smoothed, PTI, edit,
@@ -17,6 +37,7 @@ rule render:
     input:
         unpack(render_inputs),
     output:
+        **PTI_OUTPUTS,
         edits=report(
             directory("results/{video}/edits"),
             patterns=["{edit}.png"],
@@ -51,9 +72,11 @@ rule render:
     threads: 2
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=180,  # minutes; PTI is most of it (the paper's 8,000 steps take about an hour on a GPU)
         gpu=gpu_count(),
     params:
+        pti=config["pti"],
+        pti_workdir="results/{video}/pti/work",
         edits=config["edits"],
         smooth=config["smooth"],
         render=config["render"],

@@ -433,10 +433,10 @@ def tune_video(
             the frames stage's) and ``crops`` (``crops.mkv``).
         work_dir: the checkpoint's folder (:func:`tune_generator`); removed once the results are written unless
             ``settings.keep_checkpoint``.
-        outputs: ``generator`` (sg3pipe ``.safetensors``; its metadata keeps the SHA-256 of the file ``G`` was
-            loaded from), ``losses`` (one row per step; the metadata holds the mean per-frame MSE of the
-            transformed render before and after, ``start_l2`` and ``end_l2``, and the outcome) and ``curve``
-            (a PNG of the loss per step). Written only when the tuning is done.
+        outputs: ``losses`` (one row per step; the metadata holds the mean per-frame MSE of the transformed
+            render before and after, ``start_l2`` and ``end_l2``, and the outcome), ``curve`` (a PNG of the loss
+            per step) and optionally ``generator`` (sg3pipe ``.safetensors``; its metadata keeps the SHA-256 of
+            the file ``G`` was loaded from). Written only when the tuning is done.
 
     Returns:
         The :class:`PTIResult`; when it is ``interrupted`` nothing but the checkpoint is written, and a rerun
@@ -467,7 +467,8 @@ def tune_video(
              metadata["start_l2"], metadata["end_l2"])  # fmt: skip
     _loss_curve(result.losses, outputs["curve"])
     write_table(outputs["losses"], pti_loss_table(result.losses), metadata)
-    save_generator(result.generator, outputs["generator"])
+    if outputs.get("generator"):
+        save_generator(result.generator, outputs["generator"])
     if not settings.keep_checkpoint:
         remove_checkpoint(work_dir)
     return result

@@ -14,7 +14,7 @@ from workflow_runs import ROOT, assert_same_tables, prepare_sample_run, snakemak
 from sg3pipe.io.tables import read_table
 
 # The sample run's jobs for one video and the model-level ones they need, each a SLURM job.
-CHAIN = ["frames", "encode", "direction_samples", "directions", "flip_table", "pti", "render"]
+CHAIN = ["frames", "encode", "direction_samples", "directions", "flip_table", "render"]
 
 
 @pytest.fixture(scope="module")

@@ -63,13 +63,13 @@ def test_dry_run_of_two_videos_has_one_chain_per_video_and_one_model_level_job_p
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.MULTILINE))
-    per_video = {rule: "2" for rule in ("frames", "encode", "pti", "render")}
+    per_video = {rule: "2" for rule in ("frames", "encode", "render")}
     model_level = {
         rule: "1"
         for rule in ("generator_preview", "direction_samples", "directions", "flip_table", "dci", "rotation_control")
     }
     run_level = {"summary": "1", "failures": "1", "all": "1"}
-    assert counts == {**per_video, **model_level, **run_level, "total": str(8 + 6 + 3)}
+    assert counts == {**per_video, **model_level, **run_level, "total": str(6 + 6 + 3)}
 
 
 def test_a_configured_face_parser_is_an_input_of_render_and_its_absence_a_clear_error(tmp_path):

@@ -1,5 +1,6 @@
-"""A job killed mid-way leaves nothing that looks complete, and the rerun resumes it (issue 15): rule pti is
-SIGKILLed together with Snakemake after its first checkpoint, then the workflow is run again."""
+"""A job killed mid-way leaves nothing that looks complete, and the rerun resumes it (issue 15): rule render is
+SIGKILLed together with Snakemake after the first checkpoint of its pivotal tuning, then the workflow is run
+again."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def test_pti_killed_after_a_checkpoint_resumes_there_on_the_rerun(tmp_path):
         "samples": str(tmp_path / "manifest.tsv"),
         "device": "cpu",
         "pti": pti_settings,
+        "metrics": {"identity": False},
     }
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    target = "results/synth_a/pti/loss.parquet"
+    target = "results/synth_a/metrics.parquet"
     checkpoint = tmp_path / "results" / "synth_a" / "pti" / "work" / "checkpoint.pt"
     run = subprocess.Popen(command(tmp_path, target), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)  # fmt: skip
@@ -47,6 +49,7 @@ def test_pti_killed_after_a_checkpoint_resumes_there_on_the_rerun(tmp_path):
     pti = tmp_path / "results" / "synth_a" / "pti"
     assert not (pti / "generator.safetensors").exists() and not (pti / "loss.parquet").exists()
     assert not list(pti.glob("*.partial-*"))  # no half-written file under a final name or beside it
+    assert not (tmp_path / "results" / "synth_a" / "metrics.parquet").exists()
 
     pti_settings["steps"] = 60  # finish soon after the checkpoint (a run can be shortened or extended)
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -54,7 +57,7 @@ def test_pti_killed_after_a_checkpoint_resumes_there_on_the_rerun(tmp_path):
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     result = subprocess.run(command(tmp_path, target), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    log = (tmp_path / "logs" / "pti" / "synth_a.log").read_text()
+    log = (tmp_path / "logs" / "render" / "synth_a.log").read_text()
     assert "resumed" in log and "at step" in log, log[-2000:]
     losses, meta = read_table(pti / "loss.parquet")
     assert len(losses) == 60 and meta["end_l2"] < meta["start_l2"]
