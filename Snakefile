@@ -2,12 +2,16 @@
 # This file is the table of contents: configuration, validation, one rule file per stage, and `all`.
 from snakemake.utils import min_version, validate
 
+from sg3pipe.settings import load_schema, typed_command_line_values
+
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
 
 
+# Nested --config values (e.g. pti='{keep_generator: true}') arrive as strings; give them the schema's types.
+typed_command_line_values(config, load_schema(f"{workflow.basedir}/config/schemas/config.schema.yaml"))
 validate(config, "config/schemas/config.schema.yaml")
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sg3pipe.settings import load_schema, typed_command_line_values
+
 ROOT = Path(__file__).resolve().parents[1]
 RULE_FILES = sorted((ROOT / "rules").glob("*.smk"))
 # Directives every rule that runs something must have (rule `all` only gathers).
@@ -87,3 +89,34 @@ def test_a_configured_face_parser_is_an_input_of_render_and_its_absence_a_clear_
     result = snakemake("results/a/metrics.parquet", *common, f"render={{'face_parser': {{'path': '{missing}'}}}}")
     assert result.returncode != 0 and "Missing input files for rule render" in result.stdout + result.stderr
     assert str(missing) in result.stdout + result.stderr
+
+
+def test_nested_command_line_values_get_the_schema_types(tmp_path):
+    # Snakemake reads `--config pti='{keep_generator: true, steps: 5}'` with YAML's base loader, which leaves the
+    # scalars as strings; the workflow types them by the schema before validating, so the override works.
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text(f"id\tpath\na\t{ROOT / 'samples' / 'synth_a.mp4'}\n")
+    common = ["-n", "--directory", str(tmp_path), "--workflow-profile", "none", "--configfile",
+              str(ROOT / "config" / "config.yaml"), "--config", f"samples={manifest}"]  # fmt: skip
+    result = snakemake("results/a/metrics.parquet", *common, "pti={keep_generator: true, steps: 5}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # A value of the wrong kind is still the schema's error.
+    result = snakemake("results/a/metrics.parquet", *common, "pti={keep_generator: maybe}")
+    assert result.returncode != 0 and "keep_generator" in result.stdout + result.stderr
+
+
+def test_typed_command_line_values_follow_the_schema():
+    schema = load_schema(ROOT / "config" / "schemas" / "config.schema.yaml")
+    given = {
+        "pti": {"keep_generator": "true", "steps": "4", "lr": "1e-3"},
+        "encode": {"method": "projector", "lpips_weights": "null"},  # strings where a string is allowed stay
+        "render": {"fov_pad": ["1", "2", "0", "0"]},
+        "analysis": {"flip_factor": "2"},  # an integer where a number is asked for
+        "edits": [{"name": "smile", "factors": ["-2", "2.5"]}],
+    }
+    typed = typed_command_line_values(given, schema)
+    assert typed["pti"] == {"keep_generator": True, "steps": 4, "lr": 1e-3}
+    assert typed["encode"] == {"method": "projector", "lpips_weights": "null"}
+    assert typed["render"]["fov_pad"] == [1, 2, 0, 0] and typed["analysis"]["flip_factor"] == 2
+    assert typed["edits"][0]["factors"] == [-2, 2.5] and typed["edits"][0]["name"] == "smile"
+    assert typed_command_line_values({"pti": {"keep_generator": "maybe"}}, schema)["pti"]["keep_generator"] == "maybe"
