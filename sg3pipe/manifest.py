@@ -18,7 +18,8 @@ from pathlib import Path
 
 import jsonschema
 import pandas as pd
-import yaml
+
+from sg3pipe.settings import load_schema
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schemas" / "samples.schema.yaml"
 # Columns whose cells are file paths, resolved against the manifest's folder.
@@ -73,8 +74,7 @@ def id_pattern() -> str:
 
 @functools.cache
 def _schema() -> dict:
-    with open(SCHEMA_PATH) as file:
-        return yaml.safe_load(file)
+    return load_schema(SCHEMA_PATH)
 
 
 def _read_rows(manifest: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:

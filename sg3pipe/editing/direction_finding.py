@@ -96,9 +96,8 @@ def find_directions(
         # the same top and bottom samples as the boundary's
         rows.append(_style_row(out_dir, attribute, direction, s, "fitted", boundary.n_samples, boundary.n_used))
     if settings.conditional and len(boundaries) > 1:
-        normals = {attribute: boundary.normal[0] for attribute, boundary in boundaries.items()}
         for attribute, boundary in boundaries.items():
-            others = np.stack([normal for other, normal in normals.items() if other != attribute])
+            others = np.concatenate([fit.normal for other, fit in boundaries.items() if other != attribute])
             normal = conditional_normal(boundary.normal, others)
             rows.append(_boundary_row(out_dir, f"{attribute}.cond", attribute, normal, w, "conditional", boundary))
     for name, path in (pretrained or {}).items():
