@@ -474,17 +474,28 @@ def tune_video(
     return result
 
 
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """``[N]`` -> ``[N]``: the mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    sums = np.cumsum(np.concatenate([[0.0], values]))
+    starts = np.maximum(np.arange(1, len(values) + 1) - window, 0)
+    return (sums[1:] - sums[starts]) / (np.arange(1, len(values) + 1) - starts)
+
+
 def _loss_curve(losses: list[dict], path: str | os.PathLike) -> None:
-    """A PNG of the loss (and its L2 term) per step."""
+    """A PNG of the loss and its L2 term per step, faint, with their running means over a tenth of the steps
+    on top (each step's loss is of another random batch of frames, so the raw curve is noisy)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     table = pti_loss_table(losses)
+    window = max(1, len(table["step"]) // 10)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(table["step"], table["loss"], lw=0.8, label="loss")
-    ax.plot(table["step"], table["l2"], lw=0.8, label="L2 term")
+    for column, label in (("loss", "loss"), ("l2", "L2 term")):
+        (raw,) = ax.plot(table["step"], table[column], lw=0.6, alpha=0.35)
+        mean = running_mean(table[column], window)
+        ax.plot(table["step"], mean, lw=1.4, color=raw.get_color(), label=f"{label} ({window}-step mean)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

@@ -10,7 +10,15 @@ import torch
 from generators import make_generator
 
 from sg3pipe.editing.directions import flatten_styles, render_flat_styles
-from sg3pipe.editing.styleclip import channel_image_directions, global_direction, load_clip, text_direction
+from sg3pipe.editing.styleclip import (
+    StyleClipSettings,
+    channel_image_directions,
+    global_direction,
+    import_clip,
+    load_clip,
+    styleclip_directions,
+    text_direction,
+)
 
 
 def image_embedder(seed: int = 0, dim: int = 8):
@@ -91,3 +99,37 @@ def test_load_clip_names_the_missing_file_or_package(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "clip", None)  # as on a machine without the optional package
     with pytest.raises(ImportError, match="`clip` package.*clip-anytorch"):
         load_clip(weights)
+
+
+def tiny_clip_file(path):
+    """OpenAI's CLIP architecture (the ``clip`` package's own classes) at its smallest widths, random weights,
+    saved as the state dict that ``clip.load`` reads: the real loading, tokenising and encoding code, in a test."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = import_clip().model.CLIP(
+            embed_dim=16, image_resolution=224, vision_layers=1, vision_width=64, vision_patch_size=32,
+            context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1, transformer_layers=1,
+        )  # fmt: skip
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def test_real_clip_code_loads_a_weight_file_and_finds_a_text_direction(tmp_path):
+    model = tiny_clip_file(tmp_path / "tiny-clip.pt")
+    clip = load_clip(tmp_path / "tiny-clip.pt")
+    assert "pkg_resources" not in sys.modules or sys.modules["pkg_resources"].__name__ == "pkg_resources"
+    texts = ["a face", "a smiling face"]
+    with torch.no_grad():
+        expected = model.encode_text(import_clip().tokenize(texts)).float()
+    got = clip.encode_texts(texts)
+    assert got.shape == (2, 16)
+    # clip.load stores the weights in float16 and, on the CPU, turns them back to float32
+    assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.999
+    G = make_generator("T", resolution=16)
+    z = torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(2))
+    w = G.mapping(z, None)[:, 0]
+    s = flatten_styles(G.synthesis.styles(w[:, None].repeat(1, G.num_ws, 1)))[0]
+    settings = StyleClipSettings(clip="tiny-clip.pt", texts={"smile": texts}, beta=0.0, samples=1, batch=64)
+    directions = styleclip_directions(G, clip, {"w": w.detach().numpy(), "s": s}, settings)
+    smile = directions["smile"]
+    assert smile.delta.shape == (s.shape[1],) and np.isfinite(smile.delta).all() and np.abs(smile.delta).max() > 0

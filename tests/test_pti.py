@@ -24,7 +24,15 @@ from sg3pipe.inversion import to_uint8
 from sg3pipe.io.tables import read_table, write_table
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.networks.loading import load_generator, save_generator
-from sg3pipe.pti import EarlyStop, PTISettings, evaluate_l2, pti_loss_table, pti_settings, tune_generator
+from sg3pipe.pti import (
+    EarlyStop,
+    PTISettings,
+    evaluate_l2,
+    pti_loss_table,
+    pti_settings,
+    running_mean,
+    tune_generator,
+)
 from sg3pipe.training import CHECKPOINT
 from sg3pipe.transforms import make_transform
 
@@ -270,3 +278,10 @@ def test_settings_from_config():
         pti_settings({"batch": 0})
     with pytest.raises(ValueError, match="checkpoint_every"):
         tune_generator(None, None, None, None, PTISettings(checkpoint_every=0), "unused")
+
+
+def test_running_mean_averages_each_value_with_the_ones_before_it():
+    values = np.array([4.0, 2.0, 6.0, 0.0, 8.0])
+    np.testing.assert_allclose(running_mean(values, 2), [4.0, 3.0, 4.0, 3.0, 4.0])
+    np.testing.assert_allclose(running_mean(values, 3), [4.0, 3.0, 4.0, 8 / 3, 14 / 3])
+    np.testing.assert_allclose(running_mean(values, 1), values)

@@ -17,8 +17,12 @@ the ``clip`` package and fails with one clear message when either is missing; no
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
-from collections.abc import Callable
+import sys
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,15 +70,50 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Cl
             f"CLIP weights {path} not found: StyleCLIP directions need OpenAI's CLIP file (e.g. ViT-B-32.pt); set "
             "directions.styleclip.clip to its path, or directions.styleclip to null to skip them"
         )
-    try:
-        import clip
-    except ImportError as error:
-        raise ImportError(
-            f"StyleCLIP directions need OpenAI's `clip` package to read {path} and tokenise the texts: install it "
-            "(`pip install clip-anytorch`, or OpenAI's CLIP repository), or set directions.styleclip to null"
-        ) from error
+    clip = import_clip()
     model, _ = clip.load(str(path), device=device, jit=False)
     return ClipModel(model, clip.tokenize, device)
+
+
+def import_clip() -> types.ModuleType:
+    """OpenAI's ``clip`` package (``clip-anytorch`` on PyPI).
+
+    Raises:
+        ImportError: it is not installed (the message says how to install it or switch StyleCLIP off).
+    """
+    try:
+        with _pkg_resources_for_clip():
+            import clip
+    except ImportError as error:
+        raise ImportError(
+            "StyleCLIP directions need OpenAI's `clip` package to read CLIP weights and tokenise the texts: install "
+            f"it (`pip install clip-anytorch`, or OpenAI's CLIP repository), or set directions.styleclip to null "
+            f"({error})"
+        ) from error
+    return clip
+
+
+@contextlib.contextmanager
+def _pkg_resources_for_clip() -> Iterator[None]:
+    """While ``clip`` is imported, a stand-in for setuptools' ``pkg_resources`` where there is none.
+
+    clip-anytorch 2.6 (PyPI's CLIP) does ``from pkg_resources import packaging`` only to compare version
+    strings, and setuptools 81 and later no longer ship ``pkg_resources``: the import would fail on a current
+    environment. The stand-in offers that one name and is removed again, so nothing else ever sees it.
+    """
+    if "pkg_resources" in sys.modules or importlib.util.find_spec("pkg_resources") is not None:
+        yield
+        return
+    import packaging.version
+
+    stand_in = types.ModuleType("pkg_resources")
+    stand_in.packaging = packaging
+    sys.modules["pkg_resources"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("pkg_resources") is stand_in:
+            del sys.modules["pkg_resources"]
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
