@@ -477,8 +477,9 @@ def tune_video(
 def running_mean(values: np.ndarray, window: int) -> np.ndarray:
     """``[N]`` -> ``[N]``: the mean of each value and the ``window - 1`` before it (fewer at the start)."""
     sums = np.cumsum(np.concatenate([[0.0], values]))
-    starts = np.maximum(np.arange(1, len(values) + 1) - window, 0)
-    return (sums[1:] - sums[starts]) / (np.arange(1, len(values) + 1) - starts)
+    ends = np.arange(1, len(values) + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
 
 
 def _loss_curve(losses: list[dict], path: str | os.PathLike) -> None:
