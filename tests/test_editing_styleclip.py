@@ -117,7 +117,8 @@ def tiny_clip_file(path):
 def test_real_clip_code_loads_a_weight_file_and_finds_a_text_direction(tmp_path):
     model = tiny_clip_file(tmp_path / "tiny-clip.pt")
     clip = load_clip(tmp_path / "tiny-clip.pt")
-    assert "pkg_resources" not in sys.modules or sys.modules["pkg_resources"].__name__ == "pkg_resources"
+    # the stand-in for pkg_resources that clip's import may need is gone again (the real one has `require`)
+    assert "pkg_resources" not in sys.modules or hasattr(sys.modules["pkg_resources"], "require")
     texts = ["a face", "a smiling face"]
     with torch.no_grad():
         expected = model.encode_text(import_clip().tokenize(texts)).float()
