@@ -54,12 +54,13 @@ def _reconstruct_persistent_obj(meta: dict) -> PersistentObject:
     return PersistentObject(meta)
 
 
-def load_torch_file(path, error, refusal: str, allowed_globals: tuple = ()):
+def load_torch_file(path, error, refusal: str, allowed_globals: tuple = (), mmap: bool = False):
     """``torch.load(path, weights_only=True)`` with only ``allowed_globals`` added, every failure one ``error``.
 
     Args:
         error: exception class called as ``error(path, problem)``.
         refusal: why a refused global is not needed, for the message ("... which REFUSAL").
+        mmap: map the file's tensors instead of reading them (zip-format files only): for reading shapes.
     """
     import zipfile
 
@@ -67,7 +68,7 @@ def load_torch_file(path, error, refusal: str, allowed_globals: tuple = ()):
 
     try:
         with torch.serialization.safe_globals(list(allowed_globals)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         name = refused_global(err)
         if name is None:
@@ -148,6 +149,20 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise OfficialPickleError("it holds persistent ids, which plain network pickles never contain")
 
 
+class _ArgumentsUnpickler(RestrictedUnpickler):
+    """:class:`RestrictedUnpickler` that skips every tensor: storages and tensors unpickle as ``None``, so the
+    recorded constructor arguments are read without decoding any weights."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in (("torch.storage", "_load_from_bytes"), ("torch._utils", "_rebuild_tensor_v2")):
+            return _skipped
+        return super().find_class(module, name)
+
+
+def _skipped(*args) -> None:
+    return None
+
+
 def load_network_pickle(file: BinaryIO) -> object:
     """Unpickle an official network pickle with :class:`RestrictedUnpickler`; network objects become
     :class:`PersistentObject` meta dicts."""
@@ -205,6 +220,19 @@ def _describe(snapshot: object) -> str:
     return f"a pickle of a {type(snapshot).__name__}, not a dict of networks"
 
 
+def _generator_object(snapshot: object) -> PersistentObject:
+    g_ema = snapshot.get("G_ema") if isinstance(snapshot, dict) else None
+    if not isinstance(g_ema, PersistentObject):
+        raise OfficialPickleError(_describe(snapshot))
+    return g_ema
+
+
+def read_generator_arguments(file: BinaryIO) -> dict:
+    """The constructor arguments of ``G_ema`` in an official network pickle, decoding none of its tensors
+    (the file is still read through once). Raises as :func:`read_generator`."""
+    return generator_arguments(_generator_object(_ArgumentsUnpickler(file).load()))
+
+
 def read_generator(file: BinaryIO) -> tuple[dict, dict[str, torch.Tensor]]:
     """Read ``G_ema`` from an official network pickle without executing any of its code.
 
@@ -216,8 +244,5 @@ def read_generator(file: BinaryIO) -> tuple[dict, dict[str, torch.Tensor]]:
         ForbiddenGlobalError: the pickle asks for a global outside :data:`ALLOWED_GLOBALS`.
         OfficialPickleError: it unpickles, but holds no generator network under ``G_ema``.
     """
-    snapshot = load_network_pickle(file)
-    g_ema = snapshot.get("G_ema") if isinstance(snapshot, dict) else None
-    if not isinstance(g_ema, PersistentObject):
-        raise OfficialPickleError(_describe(snapshot))
+    g_ema = _generator_object(load_network_pickle(file))
     return generator_arguments(g_ema), flatten_state(g_ema)

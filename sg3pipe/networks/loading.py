@@ -12,20 +12,18 @@ The format is told from the file's first bytes, not its extension. Every unusabl
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import safetensors
-import safetensors.torch
 import torch
 
 from sg3pipe.io import official_pickle
-from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.errors import ModelFileError
+from sg3pipe.io.model_files import read_model_file, read_model_header, write_model_file
 from sg3pipe.networks.filters import synthesis_schedule
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.provenance import file_sha256
@@ -34,9 +32,9 @@ EXPECTED = (
     "an official NVIDIA StyleGAN3 network pickle (.pkl), a stylegan3-editing generator state dict (.pt) "
     "or an sg3pipe generator (.safetensors, written by `sg3pipe convert`)"
 )
-FORMAT_KEY = "sg3pipe_format"  # safetensors metadata key that marks sg3pipe's generator files
 FORMAT_NAME = "generator"
 FORMAT_VERSION = 1  # bump when the meaning of the stored config or tensors changes
+SG3PIPE_EXPECTED = "an sg3pipe generator written by `sg3pipe convert` or save_generator"
 
 # torch.save's pre-1.6 (non-zip) format begins with this pickled magic number.
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
@@ -76,13 +74,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
         FileNotFoundError: no file at ``path``.
         GeneratorFileError: the file is empty, truncated, not a generator, or its weights do not fit its config.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"generator file {path} does not exist; set config `models.generator` to the path of {EXPECTED}"
-        )
-    if not path.is_file():
-        raise GeneratorFileError(path, "is a directory, not a file")
+    path = _existing_file(path)
     fmt, head = sniff_format(path)
     readers = {"nvidia-pkl": _read_official_pickle, "editing-pt": _read_state_dict_file, "sg3pipe": _read_sg3pipe}
     config, state_dict = readers[fmt](path, head)
@@ -91,25 +83,39 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") 
     return G.to(device).eval()
 
 
-def save_generator(G: Generator, path: str | os.PathLike) -> Path:
-    """Write ``G`` in sg3pipe's format: a safetensors file of ``G.state_dict()`` whose metadata holds the
-    constructor arguments (JSON), the format version and, when ``G`` was loaded from a file, that file's
-    ``G.source``. Written atomically; returns the path."""
-    from sg3pipe import __version__
+def read_generator_config(path: str | os.PathLike) -> dict:
+    """The constructor arguments of the generator in a file (``img_resolution``, ``w_dim``, ...), without
+    loading its weights: an sg3pipe file's metadata, an official pickle's recorded arguments (its tensors are
+    skipped, though the file is read through once), a state dict's shapes (memory-mapped). Cheap enough to run
+    when the workflow is parsed. Raises as :func:`load_generator`."""
+    path = _existing_file(path)
+    fmt, head = sniff_format(path)
+    if fmt == "sg3pipe":
+        return _read_sg3pipe_metadata(path)
+    if fmt == "editing-pt":
+        return _read_state_dict_file(path, head, shapes_only=True)[0]
+    with _pickle_errors(path, head), open(path, "rb") as f:
+        return official_pickle.read_generator_arguments(f)
 
-    metadata = {
-        FORMAT_KEY: FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "config": json.dumps(G.init_kwargs),
-        "sg3pipe_version": __version__,
-    }
-    if getattr(G, "source", None):
-        metadata["source"] = json.dumps(G.source)
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in G.state_dict().items()}
+
+def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"generator file {path} does not exist; set config `models.generator` to the path of {EXPECTED}"
+        )
+    if not path.is_file():
+        raise GeneratorFileError(path, "is a directory, not a file")
     return path
+
+
+def save_generator(G: Generator, path: str | os.PathLike) -> Path:
+    """Write ``G`` in sg3pipe's format (:mod:`sg3pipe.io.model_files`): its ``state_dict()``, its constructor
+    arguments as the config and, when ``G`` was loaded from a file, that file's ``G.source``. Written atomically;
+    returns the path."""
+    return write_model_file(
+        path, FORMAT_NAME, FORMAT_VERSION, G.init_kwargs, G.state_dict(), source=getattr(G, "source", None)
+    )
 
 
 def sniff_format(path: Path) -> tuple[str, bytes]:
@@ -155,9 +161,15 @@ def _content_type(head: bytes) -> str | None:
 
 
 def _read_official_pickle(path: Path, head: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
+    with _pickle_errors(path, head), open(path, "rb") as f:
+        return official_pickle.read_generator(f)
+
+
+@contextlib.contextmanager
+def _pickle_errors(path: Path, head: bytes) -> Iterator[None]:
+    """Every failure of reading an official pickle as one :class:`GeneratorFileError`."""
     try:
-        with open(path, "rb") as f:
-            return official_pickle.read_generator(f)
+        yield
     except official_pickle.ForbiddenGlobalError as err:
         raise GeneratorFileError(path, str(err), "an official NVIDIA StyleGAN3 network pickle") from None
     except official_pickle.OfficialPickleError as err:
@@ -167,9 +179,14 @@ def _read_official_pickle(path: Path, head: bytes) -> tuple[dict, dict[str, torc
         raise GeneratorFileError(path, f"is {what} ({type(err).__name__}: {err})") from None
 
 
-def _read_state_dict_file(path: Path, head: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
+def _read_state_dict_file(path: Path, head: bytes, shapes_only: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config, state_dict)`` of an editing-repo file; with ``shapes_only`` a zip-format file's tensors are
+    memory-mapped, not read (enough for the config)."""
     obj = official_pickle.load_torch_file(
-        path, GeneratorFileError, "torch.load(weights_only=True) does not allow in a state dict"
+        path,
+        GeneratorFileError,
+        "torch.load(weights_only=True) does not allow in a state dict",
+        mmap=shapes_only and head.startswith(b"PK"),
     )
     state_dict = _unwrap_state_dict(obj)
     if state_dict is None:
@@ -271,24 +288,12 @@ def _channel_base(names: list[str], img_resolution: int, img_channels: int, chan
 
 
 def _read_sg3pipe(path: Path, head: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
-    expected = "an sg3pipe generator written by `sg3pipe convert` or save_generator"
-    try:
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            state_dict = {key: f.get_tensor(key) for key in f.keys()}
-    except (safetensors.SafetensorError, OSError) as err:
-        raise GeneratorFileError(path, f"is a truncated or corrupt safetensors file ({err})", expected) from None
-    if metadata.get(FORMAT_KEY) != FORMAT_NAME or "config" not in metadata:
-        problem = f"is a safetensors file without sg3pipe's metadata (metadata keys: {sorted(metadata)})"
-        raise GeneratorFileError(path, problem, f"{expected}, with '{FORMAT_KEY}': '{FORMAT_NAME}' and 'config'")
-    try:
-        version, config = int(metadata.get("format_version", 0)), json.loads(metadata["config"])
-    except ValueError as err:
-        raise GeneratorFileError(path, f"has unreadable sg3pipe metadata ({err})", expected) from None
-    if version > FORMAT_VERSION:
-        problem = f"was written by a newer sg3pipe (format version {version}; this one reads {FORMAT_VERSION})"
-        raise GeneratorFileError(path, problem, f"{expected}; upgrade sg3pipe to read it")
-    return config, state_dict
+    header, state_dict = read_model_file(path, FORMAT_NAME, FORMAT_VERSION, GeneratorFileError, SG3PIPE_EXPECTED)
+    return header["config"], state_dict
+
+
+def _read_sg3pipe_metadata(path: Path) -> dict:
+    return read_model_header(path, FORMAT_NAME, FORMAT_VERSION, GeneratorFileError, SG3PIPE_EXPECTED)["config"]
 
 
 def _build(path: Path, config: dict, state_dict: dict[str, torch.Tensor]) -> Generator:

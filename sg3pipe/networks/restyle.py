@@ -22,22 +22,20 @@ Every unusable file raises one :class:`EncoderFileError` naming the file, the pr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
+import zipfile
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 
-import safetensors
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sg3pipe.io import official_pickle
-from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.errors import ModelFileError
+from sg3pipe.io.model_files import read_model_file, read_model_header, write_model_file
 from sg3pipe.networks import loading
 from sg3pipe.networks.encoders import OFFICIAL_ENCODER_TYPES, BackboneEncoder, infer_encoder_config
 from sg3pipe.networks.loading import GeneratorFileError, infer_config
@@ -49,9 +47,9 @@ EXPECTED = (
     "'state_dict' with encoder.* and decoder.* weights, 'opts', 'latent_avg') or an sg3pipe encoder "
     "(.safetensors written by save_encoder)"
 )
-FORMAT_KEY = loading.FORMAT_KEY  # safetensors metadata key naming the kind of sg3pipe file
 FORMAT_NAME = "encoder"
 FORMAT_VERSION = 1  # bump when the meaning of the stored config or tensors changes
+SG3PIPE_EXPECTED = "an sg3pipe encoder written by save_encoder"
 
 # The only globals an official checkpoint may name besides tensors: the path objects in its `opts`. They are
 # rebuilt as pure paths (no file-system access, and a Windows path loads on Linux and back).
@@ -64,6 +62,9 @@ _PATH_GLOBALS = [
     pathlib.PureWindowsPath,
     argparse.Namespace,  # restyle-encoder's opts
 ]
+OFFICIAL_REFUSAL = (
+    "an encoder checkpoint has no need of (only tensors, plain values and the path objects of 'opts' are allowed)"
+)
 
 
 class EncoderFileError(ModelFileError):
@@ -215,6 +216,33 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         FileNotFoundError: no file at ``path``.
         EncoderFileError: the file is empty, truncated, not an encoder, or its weights do not fit.
     """
+    path, fmt = _encoder_file(path)
+    readers = {"editing-pt": _read_official, "sg3pipe": _read_sg3pipe}
+    enc = readers[fmt](path)
+    enc.source = {"path": str(path), "sha256": file_sha256(path), "format": fmt}
+    return enc.to(device).eval()
+
+
+def read_decoder_config(path: str | os.PathLike) -> dict:
+    """The constructor arguments of the generator an encoder file inverts into (its decoder: ``img_resolution``,
+    ``w_dim``, ...), without loading any weights (metadata, or memory-mapped shapes). Raises as
+    :func:`load_encoder` for a file that is not an encoder."""
+    path, fmt = _encoder_file(path)
+    if fmt == "sg3pipe":
+        return _read_sg3pipe_metadata(path)["decoder"]
+    ckpt = official_pickle.load_torch_file(
+        path, EncoderFileError, OFFICIAL_REFUSAL, _PATH_GLOBALS, mmap=zipfile.is_zipfile(path)
+    )
+    state_dict = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    decoder_sd = _strip(state_dict, "decoder.") if isinstance(state_dict, Mapping) else {}
+    try:
+        return infer_config(decoder_sd)
+    except (ValueError, KeyError) as err:
+        raise EncoderFileError(path, f"has no StyleGAN3 decoder.* weights in its 'state_dict' ({err})") from None
+
+
+def _encoder_file(path: str | os.PathLike) -> tuple[Path, str]:
+    """``(path, format)`` of an existing encoder file; ``format`` is ``"editing-pt"`` or ``"sg3pipe"``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"encoder file {path} does not exist; point the config's encoder path at {EXPECTED}")
@@ -226,40 +254,19 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise EncoderFileError(path, err.problem) from None
     if fmt == "nvidia-pkl":
         raise EncoderFileError(path, "is a pickle (an NVIDIA network pickle holds a generator, not an encoder)")
-    readers = {"editing-pt": _read_official, "sg3pipe": _read_sg3pipe}
-    enc = readers[fmt](path)
-    enc.source = {"path": str(path), "sha256": file_sha256(path), "format": fmt}
-    return enc.to(device).eval()
+    return path, fmt
 
 
 def save_encoder(enc: ReStyleEncoder, path: str | os.PathLike) -> Path:
-    """Write ``enc`` in sg3pipe's format: a safetensors file of ``enc.state_dict()`` whose metadata holds the
-    encoder and generator constructor arguments (JSON), the format version and, when ``enc`` was loaded from a
-    file, that file's ``enc.source``. Written atomically; returns the path."""
-    from sg3pipe import __version__
-
-    metadata = {
-        FORMAT_KEY: FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "config": json.dumps({"encoder": enc.encoder.init_kwargs, "decoder": enc.decoder.init_kwargs}),
-        "sg3pipe_version": __version__,
-    }
-    if enc.source:
-        metadata["source"] = json.dumps(enc.source)
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in enc.state_dict().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
-    return path
+    """Write ``enc`` in sg3pipe's format (:mod:`sg3pipe.io.model_files`): its ``state_dict()``, the encoder and
+    generator constructor arguments as the config and, when ``enc`` was loaded from a file, that file's
+    ``enc.source``. Written atomically; returns the path."""
+    config = {"encoder": enc.encoder.init_kwargs, "decoder": enc.decoder.init_kwargs}
+    return write_model_file(path, FORMAT_NAME, FORMAT_VERSION, config, enc.state_dict(), source=enc.source)
 
 
 def _read_official(path: Path) -> ReStyleEncoder:
-    ckpt = official_pickle.load_torch_file(
-        path,
-        EncoderFileError,
-        "an encoder checkpoint has no need of (only tensors, plain values and the path objects of 'opts' are allowed)",
-        _PATH_GLOBALS,
-    )
+    ckpt = official_pickle.load_torch_file(path, EncoderFileError, OFFICIAL_REFUSAL, _PATH_GLOBALS)
 
     if loading._unwrap_state_dict(ckpt) is not None:
         raise EncoderFileError(path, "is a generator state dict (mapping.*, synthesis.*), not an encoder checkpoint")
@@ -306,30 +313,27 @@ def _strip(state_dict: Mapping, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def _read_sg3pipe(path: Path) -> ReStyleEncoder:
-    expected = "an sg3pipe encoder written by save_encoder"
-    try:
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (safetensors.SafetensorError, OSError) as err:
-        raise EncoderFileError(path, f"is a truncated or corrupt safetensors file ({err})", expected) from None
-    kind = metadata.get(FORMAT_KEY)
-    if kind != FORMAT_NAME or "config" not in metadata:
-        what = f"an sg3pipe {kind} file" if kind else "a safetensors file without sg3pipe's metadata"
-        raise EncoderFileError(path, f"is {what}, not an encoder", f"{expected}, with '{FORMAT_KEY}': '{FORMAT_NAME}'")
-    try:
-        version, config = int(metadata.get("format_version", 0)), json.loads(metadata["config"])
-        encoder_config, decoder_config = config["encoder"], config["decoder"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise EncoderFileError(path, f"has unreadable sg3pipe metadata ({err!r})", expected) from None
-    if version > FORMAT_VERSION:
-        problem = f"was written by a newer sg3pipe (format version {version}; this one reads {FORMAT_VERSION})"
-        raise EncoderFileError(path, problem, f"{expected}; upgrade sg3pipe to read it")
+    header, tensors = read_model_file(path, FORMAT_NAME, FORMAT_VERSION, EncoderFileError, SG3PIPE_EXPECTED)
+    config = _parts(path, header["config"])
     if "latent_avg" not in tensors:
-        raise EncoderFileError(path, "has no 'latent_avg' tensor", expected)
-    decoder = _build_decoder(path, decoder_config, _strip(tensors, "decoder."))
-    encoder = _build_encoder(path, encoder_config, _strip(tensors, "encoder."))
+        raise EncoderFileError(path, "has no 'latent_avg' tensor", SG3PIPE_EXPECTED)
+    decoder = _build_decoder(path, config["decoder"], _strip(tensors, "decoder."))
+    encoder = _build_encoder(path, config["encoder"], _strip(tensors, "encoder."))
     return _assemble(path, encoder, decoder, tensors["latent_avg"])
+
+
+def _read_sg3pipe_metadata(path: Path) -> dict:
+    header = read_model_header(path, FORMAT_NAME, FORMAT_VERSION, EncoderFileError, SG3PIPE_EXPECTED)
+    return _parts(path, header["config"])
+
+
+def _parts(path: Path, config: object) -> dict:
+    """``{"encoder": config, "decoder": config}`` of an sg3pipe encoder file's stored config."""
+    if not (isinstance(config, dict) and isinstance(config.get("encoder"), dict) and "decoder" in config):
+        raise EncoderFileError(
+            path, "has unreadable sg3pipe metadata (no encoder and decoder config)", SG3PIPE_EXPECTED
+        )
+    return config
 
 
 def _build_decoder(path: Path, config: dict, state_dict: dict[str, torch.Tensor]) -> Generator:

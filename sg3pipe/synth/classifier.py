@@ -9,7 +9,6 @@ names as JSON metadata (:func:`save_classifier`, :func:`load_classifier`).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -18,14 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import safetensors
-import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.errors import ModelFileError
+from sg3pipe.io.model_files import read_model_file, read_model_header, write_model_file
 from sg3pipe.synth.params import NUM_LATENT, params_from_normal
 from sg3pipe.synth.renderer import LABELS, render
 from sg3pipe.training import cosine_lr, resume, save_checkpoint
@@ -33,8 +30,8 @@ from sg3pipe.transforms import make_transform
 
 log = logging.getLogger(__name__)
 
-FORMAT_KEY = "sg3pipe_format"
 FORMAT_NAME = "synth_classifier"
+FORMAT_VERSION = 1  # bump when the meaning of the stored config or tensors changes
 
 
 class ClassifierFileError(ModelFileError):
@@ -233,17 +230,18 @@ def classifier_accuracy(
 
 
 def save_classifier(net: SynthAttributeNet, path: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write ``net`` as safetensors with its names, resolution and widths (and ``extra``) as JSON metadata."""
-    metadata = {
-        FORMAT_KEY: FORMAT_NAME,
-        "config": json.dumps({"names": net.names, "resolution": net.resolution, "widths": list(net.widths)}),
-        "extra": json.dumps(extra or {}),
-    }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
-    return path
+    """Write ``net`` as an sg3pipe model file (:mod:`sg3pipe.io.model_files`): its names, resolution and widths
+    as the config, and ``extra`` (e.g. its measured accuracy)."""
+    config = {"names": net.names, "resolution": net.resolution, "widths": list(net.widths)}
+    return write_model_file(path, FORMAT_NAME, FORMAT_VERSION, config, net.state_dict(), extra=extra)
+
+
+def classifier_names(path: str | os.PathLike) -> list[str]:
+    """The attribute names of a classifier file, in the order of its outputs, read from its metadata only."""
+    header = read_model_header(
+        _existing(path), FORMAT_NAME, FORMAT_VERSION, ClassifierFileError, ClassifierFileError.expected
+    )
+    return list(header["config"]["names"])
 
 
 def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu") -> SynthAttributeNet:
@@ -253,20 +251,11 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
         FileNotFoundError: no file at ``path``.
         ClassifierFileError: the file is not an sg3pipe synthetic classifier or its weights do not fit.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"classifier file {path} does not exist; point the config at {ClassifierFileError.expected}"
-        )
-    try:
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            state_dict = {key: f.get_tensor(key) for key in f.keys()}
-    except (safetensors.SafetensorError, OSError) as err:
-        raise ClassifierFileError(path, f"is not a readable safetensors file ({err})") from None
-    if metadata.get(FORMAT_KEY) != FORMAT_NAME:
-        raise ClassifierFileError(path, f"has no '{FORMAT_KEY}: {FORMAT_NAME}' metadata (keys: {sorted(metadata)})")
-    config = json.loads(metadata["config"])
+    path = _existing(path)
+    header, state_dict = read_model_file(
+        path, FORMAT_NAME, FORMAT_VERSION, ClassifierFileError, ClassifierFileError.expected
+    )
+    config = header["config"]
     net = SynthAttributeNet(config["names"], config["resolution"], tuple(config["widths"]))
     try:
         net.load_state_dict(state_dict)
@@ -275,3 +264,12 @@ def load_classifier(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise ClassifierFileError(path, problem) from None
     net.source = {"path": str(path), "format": FORMAT_NAME}
     return net.to(device).eval()
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"classifier file {path} does not exist; point the config at {ClassifierFileError.expected}"
+        )
+    return path
