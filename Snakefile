@@ -3,6 +3,7 @@
 from snakemake.utils import min_version, validate
 
 from sg3pipe.settings import load_schema, typed_command_line_values
+from sg3pipe.workflow_config import resolve_config
 
 min_version("9.0")
 
@@ -13,6 +14,9 @@ configfile: "config/config.yaml"
 # Nested --config values (e.g. pti='{keep_generator: true}') arrive as strings; give them the schema's types.
 typed_command_line_values(config, load_schema(f"{workflow.basedir}/config/schemas/config.schema.yaml"))
 validate(config, "config/schemas/config.schema.yaml")
+# What the schema cannot check: settings against the model files' headers and against each other (align.size
+# follows the generator). Each problem is one error now, not in a job hours later.
+resolve_config(config, workflow.basedir)
 
 
 report: "report/workflow.rst"

@@ -116,7 +116,7 @@ class LandmarkSettings:
 class AlignSettings:
     """Config ``align``: the aligned crops, the crop window and the transforms."""
 
-    size: int = 64  # side of both crops in pixels: the generator's resolution
+    size: int | None = None  # side of both crops in pixels: the generator's resolution (the workflow fills it)
     quad_rule: str = "ffhq"  # ffhq: max(2|e2e|, 1.8|e2m|); editing: 2|e2e| (stylegan3-editing)
     crop_mode: str = "robust"  # robust: median centre and quantile size; first_frame: official rule
     crop_quantile: float = 0.5  # quantile of the quad sides that sets the crop window side
@@ -124,6 +124,13 @@ class AlignSettings:
     border: str = "reflect"  # how crops are filled beyond the frame: reflect | edge | constant
     max_gap: int = 5  # longest run of faceless frames filled by interpolation
     use_scale: bool = False  # whether `transform` includes the scale term
+
+    def __post_init__(self):
+        if self.size is None:
+            raise ValueError(
+                "align.size is not set: the workflow sets it to the generator's resolution "
+                "(sg3pipe.workflow_config.resolve_config); outside the workflow give the crop side in pixels"
+            )
 
 
 @dataclass

@@ -34,9 +34,12 @@ ASTRONAUT_TRUTH = ROOT / "samples" / "astronaut.truth.parquet"
 
 
 def run(tmp_path, video, config=None, **options):
-    """build_frames into tmp_path; returns the table, its metadata and the two containers' frames."""
+    """build_frames into tmp_path (64-px crops unless ``config`` sets align.size); returns the table, its metadata
+    and the two containers' frames."""
     out = {name: tmp_path / name for name in ("frames.parquet", "aligned.mkv", "crops.mkv")}
-    build_frames(video, out["frames.parquet"], out["aligned.mkv"], out["crops.mkv"], config or {}, **options)
+    config = {**(config or {})}
+    config["align"] = {"size": 64, **config.get("align", {})}
+    build_frames(video, out["frames.parquet"], out["aligned.mkv"], out["crops.mkv"], config, **options)
     table, meta = read_table(out["frames.parquet"])
     aligned = read_all_frames(out["aligned.mkv"])
     crops = read_all_frames(out["crops.mkv"])
@@ -63,6 +66,8 @@ def test_settings_defaults_agree_with_the_schema():
         assert defaults == {name: prop["default"] for name, prop in props.items()}, key
     with pytest.raises(ValueError, match="unknown AlignSettings keys"):
         settings(AlignSettings, {"sise": 64})
+    with pytest.raises(ValueError, match="align.size is not set"):
+        settings(AlignSettings, {})
 
 
 @pytest.fixture(scope="module")
