@@ -199,3 +199,22 @@ def test_style_direction_finds_the_planted_channels():
     assert direction.delta[17] == pytest.approx(std[17], rel=1e-5)  # most relevant channel: one std
     with pytest.raises(ValueError, match="top_k"):
         style_direction(styles, scores, top_k=0)
+
+
+def test_more_attributes_than_w_dimensions_skip_the_conditional_twins(tmp_path, caplog):
+    # Three attributes in a 2-D W: the other two normals span all of W, so no conditional direction is left;
+    # direction finding writes the fitted ones and says why the twins are missing, instead of failing the job.
+    import pandas as pd
+
+    from sg3pipe.editing.direction_finding import DirectionSettings, find_directions
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((300, 2)).astype(np.float32)
+    s = rng.standard_normal((300, 6)).astype(np.float32)
+    samples = pd.DataFrame({f"score_a{k}": 1 / (1 + np.exp(-(w @ rng.standard_normal(2)))) for k in range(3)})
+    with caplog.at_level("WARNING"):
+        table = find_directions(
+            samples, {"w": w, "s": s}, tmp_path, DirectionSettings(ratio=0.2, style_top_k=2, conditional=True)
+        )
+    assert sorted(table["name"]) == ["a0", "a0.s", "a1", "a1.s", "a2", "a2.s"]
+    assert caplog.text.count(".cond not written") == 3

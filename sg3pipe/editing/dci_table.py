@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from sg3pipe.editing.dci import dci
 from sg3pipe.editing.direction_finding import SCORE_PREFIX, attributes_of
@@ -23,10 +24,11 @@ from sg3pipe.synth.renderer import LABELS
 
 @torch.no_grad()
 def encoder_codes(G: Generator, encoder, w: np.ndarray, settings: SamplingSettings, n_iters: int = 3) -> np.ndarray:
-    """W+ codes ``[N, num_ws * w_dim]`` of the renders of W rows ``w [N, w_dim]`` as ``encoder`` inverts them."""
+    """W+ codes ``[N, num_ws * w_dim]`` of the renders of W rows ``w [N, w_dim]`` as ``encoder`` inverts them
+    (a progress bar over the samples goes to stderr at most every 5 s)."""
     device = G.mapping.w_avg.device
     out = []
-    for start in range(0, len(w), settings.batch):
+    for start in tqdm(range(0, len(w), settings.batch), desc="encoder codes", unit="batch", mininterval=5):
         ws = torch.from_numpy(w[start : start + settings.batch]).to(device)[:, None].expand(-1, G.num_ws, -1)
         images = render_for_scoring(G, ws, settings.pseudo_align)
         latents, _ = encoder.invert(images, n_iters=n_iters)
@@ -49,19 +51,20 @@ def dci_table(
         ``completeness``, ``informativeness``.
     """
     rows = []
-    for factor_name, values in factors.items():
-        for space, code in codes.items():
-            result = dci(code, values, seed=seed, regressor=regressor, jobs=jobs)
-            rows.append(
-                {
-                    "space": space,
-                    "factors": factor_name,
-                    "dims": code.shape[1],
-                    "disentanglement": result["disentanglement"],
-                    "completeness": result["completeness"],
-                    "informativeness": result["informativeness"],
-                }
-            )
+    pairs = [(factor_name, space) for factor_name in factors for space in codes]
+    for factor_name, space in tqdm(pairs, desc="DCI", unit="fit", mininterval=0):
+        values, code = factors[factor_name], codes[space]
+        result = dci(code, values, seed=seed, regressor=regressor, jobs=jobs)
+        rows.append(
+            {
+                "space": space,
+                "factors": factor_name,
+                "dims": code.shape[1],
+                "disentanglement": result["disentanglement"],
+                "completeness": result["completeness"],
+                "informativeness": result["informativeness"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

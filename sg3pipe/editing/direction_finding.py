@@ -98,7 +98,12 @@ def find_directions(
     if settings.conditional and len(boundaries) > 1:
         for attribute, boundary in boundaries.items():
             others = np.concatenate([fit.normal for other, fit in boundaries.items() if other != attribute])
-            normal = conditional_normal(boundary.normal, others)
+            try:
+                normal = conditional_normal(boundary.normal, others)
+            except ValueError as err:  # more attributes than W has dimensions: the others span all of it
+                log.warning("%s.cond not written: %s (%d other normals in %d dimensions)", attribute, err,
+                            len(others), w.shape[1])  # fmt: skip
+                continue
             rows.append(_boundary_row(out_dir, f"{attribute}.cond", attribute, normal, w, "conditional", boundary))
     for name, path in (pretrained or {}).items():
         normal = load_boundary(path, w_dim=w.shape[1])

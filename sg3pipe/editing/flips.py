@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from sg3pipe.editing.directions import flatten_styles, render_flat_styles
 from sg3pipe.editing.sampling import SamplingSettings, pseudo_aligned, render_for_scoring, sample_z
@@ -35,6 +36,7 @@ def flip_table(
     n: int = 256,
     settings: SamplingSettings | None = None,
     first_seed: int = 10_000_000,
+    progress: tqdm | None = None,
 ) -> pd.DataFrame:
     """The share of ``n`` held-out samples whose decision on each attribute an edit changed.
 
@@ -45,6 +47,7 @@ def flip_table(
         factor_std: the edit's size in standard deviations.
         settings: truncation, pseudo-alignment and batch of the renders (as for direction finding).
         first_seed: seeds ``first_seed .. first_seed + n - 1`` (far from direction finding's).
+        progress: a tqdm bar advanced by every batch of renders scored (``n * (len(directions) + 1)`` in all).
 
     Returns:
         ``[len(directions), K]`` table, index: direction attribute, columns: the scorer's attributes.
@@ -53,24 +56,26 @@ def flip_table(
     device = G.mapping.w_avg.device
     z = sample_z(first_seed + np.arange(n), G.z_dim).to(device)
     ws = G.mapping(z, truncation_psi=settings.truncation_psi)
-    before = _decisions(G, scorer, ws, None, settings)
+    before = _decisions(G, scorer, ws, None, settings, progress)
     table = {}
     for attribute, (space, direction, std) in directions.items():
         sign = 1.0 - 2.0 * before[:, scorer.names.index(attribute)].float()  # positive -> -1, negative -> +1
         step = (sign * factor_std * std).to(device)
         if space == "w":
             edited = ws + step[:, None, None] * torch.as_tensor(direction, dtype=ws.dtype, device=device)
-            after = _decisions(G, scorer, edited, None, settings)
+            after = _decisions(G, scorer, edited, None, settings, progress)
         else:
             styles = G.synthesis.styles(ws)
             flat = torch.from_numpy(flatten_styles(styles)[0]).to(device)
             flat = flat + step[:, None] * torch.as_tensor(direction, dtype=flat.dtype, device=device)
-            after = _decisions(G, scorer, ws, flat, settings)
+            after = _decisions(G, scorer, ws, flat, settings, progress)
         table[attribute] = (after != before).float().mean(0).cpu().numpy()
     return pd.DataFrame.from_dict(table, orient="index", columns=scorer.names)
 
 
-def _decisions(G: Generator, scorer, ws: torch.Tensor, flat_styles, settings: SamplingSettings) -> torch.Tensor:
+def _decisions(
+    G: Generator, scorer, ws: torch.Tensor, flat_styles, settings: SamplingSettings, progress: tqdm | None
+) -> torch.Tensor:
     """``[N, K]`` bool decisions of ``scorer`` on the renders of ``ws`` (or of ``flat_styles`` when given)."""
     out = []
     for start in range(0, len(ws), settings.batch):
@@ -81,6 +86,8 @@ def _decisions(G: Generator, scorer, ws: torch.Tensor, flat_styles, settings: Sa
             chunk = pseudo_aligned(G, chunk, settings.pseudo_align)
             images = render_flat_styles(G, chunk, flat_styles[start : start + settings.batch])
         out.append(scorer(images) > 0.5)
+        if progress is not None:
+            progress.update(len(chunk))
     return torch.cat(out).cpu()
 
 
@@ -94,19 +101,23 @@ def flip_tables(
 ) -> pd.DataFrame:
     """:func:`flip_table` of every fitted and conditional direction of a directions folder: fitted W boundaries,
     their conditional twins when the folder has them, and fitted StyleSpace directions, stacked with columns
-    ``space``, ``source``, ``direction`` (the attribute) and one per attribute of ``scorer``."""
+    ``space``, ``source``, ``direction`` (the attribute) and one per attribute of ``scorer``. A progress bar over
+    the renders goes to stderr (the job's log) at most every 5 s."""
     listed, _ = read_table(Path(directions_dir) / "directions.parquet")
+    groups = [(space, source, listed[(listed["space"] == space) & (listed["source"] == source)])
+              for space, source in FLIP_GROUPS]  # fmt: skip
+    groups = [(space, source, chosen) for space, source, chosen in groups if not chosen.empty]
+    progress = tqdm(total=sum(n * (len(chosen) + 1) for *_, chosen in groups), desc="flip table", unit="render",
+                    mininterval=5)  # fmt: skip
     parts = []
-    for space, source in FLIP_GROUPS:
-        chosen = listed[(listed["space"] == space) & (listed["source"] == source)]
-        if chosen.empty:
-            continue
+    for space, source, chosen in groups:
         directions = {}
         for name, attribute in zip(chosen["name"], chosen["attribute"], strict=True):
             direction, row = load_direction(directions_dir, name)
             directions[attribute] = (space, direction, row["std"])
-        table = flip_table(G, scorer, directions, factor_std, n, settings)
+        table = flip_table(G, scorer, directions, factor_std, n, settings, progress=progress)
         parts.append(table.rename_axis("direction").reset_index().assign(space=space, source=source))
+    progress.close()
     return pd.concat(parts, ignore_index=True)[["space", "source", "direction", *scorer.names]]
 
 

@@ -65,10 +65,13 @@ def render_for_scoring(G: Generator, ws: torch.Tensor, pseudo_align: bool) -> to
 
 
 @torch.no_grad()
-def sample_chunk(G: Generator, scorer, start: int, count: int, settings: SamplingSettings) -> dict:
+def sample_chunk(
+    G: Generator, scorer, start: int, count: int, settings: SamplingSettings, progress: tqdm | None = None
+) -> dict:
     """Columns of samples ``start .. start + count``: ``sample``, ``z [z_dim]``, ``w [w_dim]`` (row 0 of the
     mapped latents; every row is equal), ``s [C]`` (StyleSpace, :func:`flatten_styles`) and one ``score_{name}`` per
-    attribute of ``scorer`` (a callable ``images -> [N, K]`` scores with ``names``)."""
+    attribute of ``scorer`` (a callable ``images -> [N, K]`` scores with ``names``). ``progress`` (a tqdm bar)
+    advances by each batch's samples."""
     device = G.mapping.w_avg.device
     seeds = settings.seed + np.arange(start, start + count)
     z = sample_z(seeds, G.z_dim)
@@ -78,6 +81,8 @@ def sample_chunk(G: Generator, scorer, start: int, count: int, settings: Samplin
         score_rows.append(scorer(render_for_scoring(G, ws, settings.pseudo_align)).float().cpu())
         w_rows.append(ws[:, 0].cpu())
         s_rows.append(flatten_styles(G.synthesis.styles(ws))[0])
+        if progress is not None:
+            progress.update(len(ws))
     scores = torch.cat(score_rows).numpy()
     columns = {
         "sample": np.arange(start, start + count),
@@ -93,25 +98,28 @@ def sample_to_chunks(
     G: Generator, scorer, work_dir: str | os.PathLike, settings: SamplingSettings, provenance: dict | None = None
 ) -> list[Path]:
     """Write ``ceil(n / chunk)`` chunk files ``work_dir/chunk-{k:05d}.parquet`` (skipping finished ones made with
-    the same settings, sample count and models, whatever ``n`` and ``batch`` were), with a progress bar; returns
-    their paths in order."""
+    the same settings, sample count and models, whatever ``n`` and ``batch`` were); returns their paths in order.
+    A progress bar over the samples goes to stderr (the job's log) at most every 5 s."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     # What a chunk's rows depend on: not the total n (a run may be extended) nor the batch size.
     made_with = {k: v for k, v in asdict(settings).items() if k not in ("n", "batch")}
     paths = []
     starts = range(0, settings.n, settings.chunk)
-    for k, start in enumerate(tqdm(starts, desc="sampling", unit="chunk")):
+    progress = tqdm(total=settings.n, desc="sampling", unit="sample", mininterval=5)
+    for k, start in enumerate(starts):
         path = work_dir / f"chunk-{k:05d}.parquet"
         paths.append(path)
         count = min(settings.chunk, settings.n - start)
         identity = {"settings": made_with, "count": count, "generator": _sha(G), "scorer": list(scorer.names)}
         if path.exists() and read_table(path)[1].get("made_with") == identity:
+            progress.update(count)
             continue
-        columns = sample_chunk(G, scorer, start, count, settings)
+        columns = sample_chunk(G, scorer, start, count, settings, progress)
         shapes = {"z": [G.z_dim], "w": [G.w_dim], "s": [columns["s"].shape[1]]}
         write_table(path, columns, {"made_with": identity, "shapes": shapes, "provenance": provenance or {}})
         log.info("wrote %s (%d samples)", path, count)
+    progress.close()
     return paths
 
 
