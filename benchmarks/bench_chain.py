@@ -55,7 +55,7 @@ def run_chain(folder: Path, clip: Path, frames: int, pti_steps: int, settings: d
         raise RuntimeError(f"the chain failed in {folder}:\n{result.stderr[-3000:]}")
     seconds = {}
     for rule in PER_VIDEO_RULES:
-        with open(folder / "benchmarks" / "out" / rule / "clip.tsv") as record:
+        with open(folder / "logs" / "benchmarks" / rule / "clip.tsv") as record:
             seconds[rule] = float(next(csv.DictReader(record, delimiter="\t"))["s"])
     return seconds
 

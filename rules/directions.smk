@@ -16,7 +16,7 @@ rule direction_samples:
     log:
         "logs/directions/samples.log",
     benchmark:
-        "benchmarks/out/directions/samples.tsv"
+        "logs/benchmarks/directions/samples.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -45,7 +45,7 @@ rule directions:
     log:
         "logs/directions/directions.log",
     benchmark:
-        "benchmarks/out/directions/directions.tsv"
+        "logs/benchmarks/directions/directions.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -74,7 +74,7 @@ rule flip_table:
     log:
         "logs/analysis/flips.log",
     benchmark:
-        "benchmarks/out/analysis/flips.tsv"
+        "logs/benchmarks/analysis/flips.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -104,7 +104,7 @@ rule dci:
     log:
         "logs/analysis/dci.log",
     benchmark:
-        "benchmarks/out/analysis/dci.tsv"
+        "logs/benchmarks/analysis/dci.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -135,7 +135,7 @@ rule rotation_control:
     log:
         "logs/analysis/rotation_control.log",
     benchmark:
-        "benchmarks/out/analysis/rotation_control.tsv"
+        "logs/benchmarks/analysis/rotation_control.tsv"
     conda:
         CONDA_ENV
     threads: 1

@@ -14,7 +14,7 @@ rule encode:
     log:
         "logs/encode/{video}.log",
     benchmark:
-        "benchmarks/out/encode/{video}.tsv"
+        "logs/benchmarks/encode/{video}.tsv"
     conda:
         CONDA_ENV
     threads: 2

@@ -14,7 +14,7 @@ rule frames:
     log:
         "logs/frames/{video}.log",
     benchmark:
-        "benchmarks/out/frames/{video}.tsv"
+        "logs/benchmarks/frames/{video}.tsv"
     conda:
         CONDA_ENV
     threads: 2  # the landmark loop, plus ffmpeg decoding and the two FFV1 encoders beside it
@@ -35,7 +35,7 @@ rule astronaut_sample:
     log:
         "logs/astronaut_sample.log",
     benchmark:
-        "benchmarks/out/astronaut_sample.tsv"
+        "logs/benchmarks/astronaut_sample.tsv"
     conda:
         CONDA_ENV
     threads: 1

@@ -11,7 +11,7 @@ rule generator_preview:
     log:
         "logs/generator_preview.log",
     benchmark:
-        "benchmarks/out/generator_preview.tsv"
+        "logs/benchmarks/generator_preview.tsv"
     conda:
         CONDA_ENV
     threads: 2

@@ -66,7 +66,7 @@ rule render:
     log:
         "logs/render/{video}.log",
     benchmark:
-        "benchmarks/out/render/{video}.tsv"
+        "logs/benchmarks/render/{video}.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -97,7 +97,7 @@ rule summary:
     log:
         "logs/summary.log",
     benchmark:
-        "benchmarks/out/summary.tsv"
+        "logs/benchmarks/summary.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -117,7 +117,7 @@ rule failures:
     log:
         "logs/failures.log",
     benchmark:
-        "benchmarks/out/failures.tsv"
+        "logs/benchmarks/failures.tsv"
     conda:
         CONDA_ENV
     threads: 1

@@ -17,7 +17,7 @@ rule synth_samples:
     log:
         "logs/synth_samples.log",
     benchmark:
-        "benchmarks/out/synth_samples.tsv"
+        "logs/benchmarks/synth_samples.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -43,7 +43,7 @@ rule synth_classifier:
     log:
         "logs/synth_classifier.log",
     benchmark:
-        "benchmarks/out/synth_classifier.tsv"
+        "logs/benchmarks/synth_classifier.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -73,7 +73,7 @@ rule synth_models:
     log:
         "logs/synth_models.log",
     benchmark:
-        "benchmarks/out/synth_models.tsv"
+        "logs/benchmarks/synth_models.tsv"
     conda:
         CONDA_ENV
     threads: 2
@@ -103,7 +103,7 @@ rule synth_encoder:
     log:
         "logs/synth_encoder.log",
     benchmark:
-        "benchmarks/out/synth_encoder.tsv"
+        "logs/benchmarks/synth_encoder.tsv"
     conda:
         CONDA_ENV
     threads: 2

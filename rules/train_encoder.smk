@@ -14,7 +14,7 @@ rule train_encoder:
     log:
         "logs/train_encoder.log",
     benchmark:
-        "benchmarks/out/train_encoder.tsv"
+        "logs/benchmarks/train_encoder.tsv"
     conda:
         CONDA_ENV
     threads: 2

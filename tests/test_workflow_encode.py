@@ -80,7 +80,7 @@ def test_encode_rule_inverts_every_usable_frame_and_keeps_every_row(tmp_path, se
     ws, _ = load_encoder(setup["models"]["encoder"]).invert(to_tensor(aligned[usable]), n_iters=2)
     np.testing.assert_allclose(latents[usable], ws.numpy(), atol=1e-5)
     assert meta["provenance"]["models"]["encoder"]["sha256"] == file_sha256(setup["models"]["encoder"])
-    assert (tmp_path / "benchmarks" / "out" / "encode" / "synth_a.tsv").exists()
+    assert (tmp_path / "logs" / "benchmarks" / "encode" / "synth_a.tsv").exists()
     assert "inverted 3 of 10 frames" in (tmp_path / "logs" / "encode" / "synth_a.log").read_text()
 
 

@@ -48,7 +48,7 @@ def test_frames_rule_processes_good_videos_and_fails_only_the_broken_ones(tmp_pa
     for name in ("aligned", "crops"):
         frames = read_all_frames(tmp_path / "results" / "astronaut" / f"{name}.mkv")
         assert frames.shape == (40, 64, 64, 3)
-    assert (tmp_path / "benchmarks" / "out" / "frames" / "astronaut.tsv").exists()
+    assert (tmp_path / "logs" / "benchmarks" / "frames" / "astronaut.tsv").exists()
     for video in ("broken", "noface"):
         folder = tmp_path / "results" / video
         assert not folder.exists() or not any(folder.iterdir())
