@@ -58,7 +58,7 @@ class ClassifierTrainingConfig:
     # pixels, then given Gaussian noise of std uniform in [0, max_noise] (off in the shipped model). The shipped
     # classifier reads sharp renders at 96-99% but renders blurred by 0.9 px at 63% for smiling; one trained with
     # degradations (0.5, 1.2, 0.06) reads those at 95%, sharp ones at 96.4% for smiling (under the 97% bar), and
-    # the generator's images no better overall (benchmarks/generator_probe.py).
+    # the generator's images no better overall (docs/findings.md).
     degraded_fraction: float = 0.0
     max_blur_px: float = 1.2
     max_noise: float = 0.06

@@ -1,8 +1,8 @@
 """The shipped synthetic generator's recipe: teacher classifiers, then generator stages, each started from the
 previous one's weight average.
 
-Why stages (issue 13 part 0, probes recorded in ``benchmarks/generator_probe.py``): a plain L2 distillation
-learns hair, skin and background and leaves eyes, mouths and glasses (a few percent of the pixels) as blobs.
+Why stages: a plain L2 distillation learns hair, skin and background and leaves eyes, mouths and glasses (a few
+percent of the pixels) as blobs. The probe behind each stage and what it measured: docs/findings.md.
 
 1. ``base``: the L2 distillation with a wider Fourier input band (``first_cutoff`` 8), from scratch. Faint spots
    where the eyes and mouth go.
@@ -12,15 +12,15 @@ learns hair, skin and background and leaves eyes, mouths and glasses (a few perc
    generator's image against the labels of ``face_params(z)``, which ties those features to ``z``.
 4. ``attributes_ensemble``: the same term averaged over two teachers of different widths, so that patterns
    that fool one classifier and are no feature earn less.
-5. ``attributes_shipped``: the shipped classifier (:mod:`sg3pipe.synth.classifier`, the part 1 model that
-   measures the generator with :func:`~sg3pipe.synth.generator_training.attribute_accuracy`) joins the two
-   teachers, the lever issue 13 names ("a perceptual loss on the features of the project's own
-   renderer-trained classifier"). The shipped classifier read smiling at 58% and glasses at 73% after stage 4,
-   where classifiers of other widths read 90%: it weighs fine detail that the generator drew softly.
+5. ``attributes_shipped``: the shipped classifier (:mod:`sg3pipe.synth.classifier`, the model that measures the
+   generator with :func:`~sg3pipe.synth.generator_training.attribute_accuracy`) joins the two teachers: a
+   perceptual loss on the features of the project's own renderer-trained classifier. After stage 4 the shipped
+   classifier reads smiling at 58% and glasses at 73%, where classifiers of other widths read 90%: it weighs fine
+   detail that the generator draws softly.
 
 Steps 3-4 use *teachers* trained here with other seeds than the shipped classifier. Since step 5 trains against
-the shipped classifier too, its reading of the generator is no longer independent; the quality record adds a
-*judge*, a classifier of a third architecture that no stage used (``benchmarks/generator_probe.py``).
+the shipped classifier too, its reading of the generator is not independent; the quality record adds a *judge*,
+a classifier of a third architecture that no stage used (docs/findings.md).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ class Stage:
 
 
 # The teachers of the attribute term, none of them the shipped classifier that measures the generator:
-# "narrow", the classifier the generator was tested with before session 11 (git 8782404), and "wide", the shipped
-# classifier's widths with another seed and fewer steps. The term averages over the teachers of a stage, so a
-# pattern that fools one architecture and is no feature earns less than a drawn one.
+# "narrow", narrower than the shipped classifier, and "wide", the shipped classifier's widths with another seed
+# and fewer steps. The term averages over the teachers of a stage, so a pattern that fools one architecture and is
+# no feature earns less than a drawn one.
 TEACHERS = {
     "narrow": ClassifierTrainingConfig(widths=(16, 32, 64, 128), steps=3000, seed=0, checkpoint_every=100),
     "wide": ClassifierTrainingConfig(widths=(24, 48, 96, 192), steps=3000, seed=3, checkpoint_every=100),

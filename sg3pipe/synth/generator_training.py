@@ -48,7 +48,7 @@ class GeneratorTrainingConfig:
     mapping_lr_multiplier: float = 1.0  # the official 0.01 freezes the mapping: z -> face is then out of reach
     architecture: str = "R"  # "T" (3x3 convs) or "R" (1x1 convs, radial filters)
     # Other SynthesisNetwork arguments. A wider Fourier input band than the official (cutoff 2, stopband 2**2.1)
-    # lets the R config learn eyes and mouths much sooner (session 9's two-face gate).
+    # lets the R config learn eyes and mouths much sooner when fitting fixed faces (docs/findings.md).
     synthesis_kwargs: dict = field(default_factory=lambda: {"first_cutoff": 8, "first_stopband": 17.1})
     steps: int = 8000
     batch: int = 4

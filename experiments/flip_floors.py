@@ -1,5 +1,5 @@
-"""Two floors for the flip table (issue 13 part 4): how often an attribute's decision changes when nothing that
-should change it does.
+"""Two floors for the flip table: how often an attribute's decision changes when nothing that should change it
+does.
 
 1. **Random directions.** One random W direction per attribute, orthogonal to all the fitted normals, moved like
    the flip table's rows (``--factor`` std along it, towards the other side of that attribute). The rate at
@@ -9,10 +9,9 @@ should change it does.
    it does.
 
 Needs a directions folder from the workflow (``results/directions/synth_generator``: its ``samples.parquet``).
-Measured in session 16 (256 samples, 3 std, 2,048 renders): random directions change any attribute for at
-most 4.7%; on the renderer, ``smiling`` -> ``mouth_open`` 1.5%, every other pair at most 2.4%.
+What it measured: docs/findings.md.
 
-    python benchmarks/flip_floors.py
+    python experiments/flip_floors.py
 """
 
 from __future__ import annotations

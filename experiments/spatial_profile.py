@@ -3,14 +3,10 @@
 Prints, for the input and every layer, the standard deviation over pixels of its output (mean over channels and
 samples) and, after a slash, the spread of the channel means across samples: the initial network's profile
 (seeded as the trainer seeds it) and the trained one's. Training PSNR sits near 14 dB for the first ~1,000 steps
-of every config tried, so it cannot tell a run that will learn faces from one that collapsed; this profile can.
+of every config tried, so it cannot tell a run that will learn faces from one that collapsed; this profile can
+(docs/findings.md).
 
-Measured (issue 13 part 0, session 10, 1 CPU thread): the shipped config (first_cutoff 2, channel_base 1024,
-batch 4) keeps 0.1-0.2 in layers L3-L9 through the plateau and breaks out to face blobs at 16.4 dB by step
-1,300; first_cutoff 8 at channel_base 2048 drives L9-L13 to 0.000-0.007 by step 1,100 and draws one flat colour
-per face (with or without the high-pass term, at lr 1e-2 or 3e-3, with or without random transforms).
-
-    python benchmarks/spatial_profile.py results/synth_models/generator/checkpoint.pt
+    python experiments/spatial_profile.py results/synth_models/generator/base/checkpoint.pt
 """
 
 from __future__ import annotations
