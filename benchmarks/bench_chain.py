@@ -7,11 +7,7 @@ in this benchmark.
 Each run has its own folder; the time of each per-video job is its `benchmark:` record (wall seconds), so the
 model-level jobs both runs share (direction finding, the generator preview) are left out. PTI, inside the render
 job, is the method's training (batch 2 in both) and costs the same in both runs. Prints seconds per rule, frames/s
-of the chain, and the ratio. Measured on 48 frames of synth_a, 2 idle cores, with PTI in the render job
-(session 16): 0.42 frames/s batched against 0.30 one at a time (1.40x; encode 1.37x, render 1.46x). The frames
-job is the exception, 0.76x (6.2 against 4.7 s): it decodes in batches of 64 frames ahead of dlib's landmarks,
-which take one frame at a time either way, and a 48-frame clip is one batch, so decoding cannot overlap the
-landmarks as it does one frame at a time (not verified further). When PTI was a job of its own: 1.21x.
+of the chain, and the ratio. What it measured, and why the frames job gains least: docs/findings.md.
 
     python benchmarks/bench_chain.py
     python benchmarks/bench_chain.py --frames 100 --pti-steps 100

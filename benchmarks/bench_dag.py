@@ -2,9 +2,8 @@
 
 Writes a manifest of N rows (every row points at the bundled sample clip, so each video's chain is the
 sample's), runs ``snakemake -n`` on it in an empty working folder, and prints the wall time and the number of
-jobs for each N. Issue 15's bar: 10,000 videos in at most 60 s on 2 cores, growing linearly. Measured on 2 idle
-cores, three jobs per video (PTI runs in the render job): 1,000 videos 6.6 s, 5,000 27.1 s, 10,000 (30,009 jobs)
-52.8 s on 2026-12-03; with four jobs per video the same machine took 67.4 s that day.
+jobs for each N. The target: 10,000 videos in at most 60 s on 2 cores, growing linearly. What it measured, and
+what each job per video costs: docs/findings.md.
 
     python benchmarks/bench_dag.py --sizes 1000 5000 10000
 """

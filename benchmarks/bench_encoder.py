@@ -3,7 +3,7 @@
 The official video code inverts one frame at a time; sg3pipe puts a batch through every encoder and generator
 pass. Prints frames per second of both and their ratio (batched / one at a time), for the whole inversion
 (``invert(batch_size=B)`` against ``invert(batch_size=1)``: the average image is rendered once in both) and for
-its two parts, one encoder pass and one generator pass. The goal of issue 5: >= 2x at
+its two parts, one encoder pass and one generator pass. The goal: >= 2x at
 batch 16. Random weights of the synthetic world's sizes by default (R generator, 64 px, w_dim 128, and a small
 IR-SE e4e encoder); the options change them, and ``--encoder`` times a model file instead.
 

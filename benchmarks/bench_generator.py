@@ -3,7 +3,7 @@
 Prints, per configuration, the forward and forward+backward times of both implementations and their
 ratio (reference / fast). The reference implementation (``impl="reference"``) is the literal math of
 NVlabs' reference ops: zero-stuffed upsampling, full-rate filtering, grouped modulated convolution.
-The goals of issue 2: forward >= 3x, forward+backward >= 2x.
+The goals: forward >= 3x, forward+backward >= 2x.
 
     python benchmarks/bench_generator.py                      # 64 and 256, T and R, batch 8
     python benchmarks/bench_generator.py --resolutions 64 --repeats 3

@@ -1,7 +1,7 @@
 """Peak memory of one 1024x1024 image from a StyleGAN3-R generator with the official r-ffhq-1024 shapes.
 
 Random weights (the official file cannot be downloaded here), CPU, no gradients. Prints the render time
-and the process's peak resident memory; the goal of issue 2 is under 6 GB.
+and the process's peak resident memory; the goal is under 6 GB.
 
     python benchmarks/bench_generator_memory.py
 """

@@ -29,7 +29,7 @@ def model_path(name):
 
 
 # The manifest, read and validated once per workflow run: every input function below looks rows up here, so
-# building the DAG costs one read of the manifest, not one per job (issue 15: linear in the number of videos).
+# building the DAG costs one read of the manifest, not one per job, and grows linearly with the number of videos.
 MANIFEST = {
     video: {k: v for k, v in row.items() if not (pd.api.types.is_scalar(v) and pd.isna(v))}
     for video, row in load_manifest(config["samples"]).to_dict(orient="index").items()

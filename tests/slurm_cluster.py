@@ -1,4 +1,4 @@
-"""A real one-node SLURM cluster on localhost, with accounting, for the cluster tests (issue 16).
+"""A real one-node SLURM cluster on localhost, with accounting, for the cluster tests.
 
 Installs Debian's ``slurm-wlm``, ``slurmdbd``, ``munge`` and ``mariadb-server`` when they are missing, writes
 ``slurm.conf`` and ``slurmdbd.conf`` for this machine (its hostname, cores and memory, one partition, no GPU, no

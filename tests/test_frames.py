@@ -76,7 +76,7 @@ def astronaut_run(tmp_path_factory):
 
 
 def test_astronaut_with_dlib_matches_the_camera(astronaut_run):
-    """Issue 4's accuracy bar: median angle error <= 0.5 degrees, translation <= 0.5 % of the crop width."""
+    """The accuracy bar: median angle error <= 0.5 degrees, translation <= 0.5 % of the crop width."""
     table, meta, aligned, crops = astronaut_run
     truth, _ = read_table(ASTRONAUT_TRUTH)
     assert list(table.columns) == list(COLUMNS) and len(table) == len(truth) == 100
@@ -187,7 +187,7 @@ def test_transform_math_recovers_the_synthetic_pose(tmp_path, synthetic_clip):
 
 @pytest.mark.parametrize("clip", ["synth_a", "synth_b"])
 def test_transform_math_on_the_bundled_synthetic_samples(tmp_path, clip):
-    """Issue 4: on the synthetic samples (table backend) the transform math errs by < 0.05 deg and 0.05 %."""
+    """On the synthetic samples (table backend) the transform math errs by < 0.05 deg and 0.05 %."""
     truth_path = ROOT / "samples" / f"{clip}.truth.parquet"
     truth, meta = read_table(truth_path)
     config = {"landmarks": {"backend": "table", "table": str(truth_path)}, "align": {"size": 32}}

@@ -1,5 +1,5 @@
 """The workflow through a real SLURM scheduler: a one-node cluster on localhost with accounting
-(tests/slurm_cluster.py), `snakemake --profile profiles/slurm` with the site values a user sets (issue 16)."""
+(tests/slurm_cluster.py), `snakemake --profile profiles/slurm` with the site values a user sets."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from sg3pipe.synth.renderer import LABELS
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_classifier.safetensors"
 # models/synth_classifier.quality.json: 97.4-99.3% per attribute on 2,048 held-out renders under random
-# similarities (issue 13's bar: 97%). On the 256 renders below 94.9-100%; 256 renders have a standard error of
+# similarities (the bar: 97%). On the 256 renders below 94.9-100%; 256 renders have a standard error of
 # about 1.4 points at 95%: floor 91%.
 ACCURACY_FLOOR = 0.91
 BAR = 0.97

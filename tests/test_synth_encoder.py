@@ -22,7 +22,7 @@ SHIPPED = ROOT / "models" / "synth_encoder.safetensors"
 GENERATOR = ROOT / "models" / "synth_generator.safetensors"
 # Measured on the shipped file with seed 7 (32 renders): 23.56, 25.02 and 25.14 dB after passes 1-3 (the same
 # with ONEDNN_MAX_CPU_ISA=AVX2); on 256 renders (models/synth_encoder.quality.json) 24.53, 25.95 and 26.01 dB.
-# Issue 5's bar is 20 dB after 3 passes, each pass no worse than the one before.
+# The bar is 20 dB after 3 passes, each pass no worse than the one before.
 PSNR_FLOORS_DB = (22.5, 23.5, 23.5)
 
 
@@ -40,7 +40,7 @@ def test_shipped_encoder_is_small_and_inverts_the_shipped_generator(shipped):
     record = json.loads(SHIPPED.with_name("synth_encoder.quality.json").read_text())
     defaults = json.loads(json.dumps(vars(EncoderTrainingConfig())))
     assert {**defaults, **record["config"]} == defaults  # the defaults are the shipped model's settings
-    # then fine-tuned against the current generator (issue 13 allows it), recorded beside them
+    # then fine-tuned against the shipped generator, recorded beside them
     assert set(record.get("fine_tune", {})) <= {"steps", "lr", "init_from", "psnr_db_before"}
     assert record["n"] == 256 and record["psnr_db"][-1] >= 20.0
 

@@ -31,15 +31,14 @@ from sg3pipe.synth.renderer import attribute_labels
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_generator.safetensors"
 # Measured on the shipped file with these seeds: 25.22 dB (32 latents) and 103.2 dB (16 latents); on 256
-# latents (models/synth_generator.quality.json) 25.7 dB and 101.0 dB. Issue 3's bar is 22 dB and 30 dB.
+# latents (models/synth_generator.quality.json) 25.7 dB and 101.0 dB. The bar is 22 dB and 30 dB.
 PSNR_FLOOR_DB = 24.5
 EQUIVARIANCE_FLOOR_DB = 60.0
 # Balanced accuracy of the shipped classifier on the shipped generator's images of 256 seeds (seed 11), against
 # the labels of face_params(z): measured smiling 0.947, glasses 0.946, eyes_closed 0.967, mouth_open 0.945,
 # dark_hair 0.989, long_hair 0.977 (0.920, 0.934, 0.923, 0.966, 0.977, 0.965 with seed 12; the same with
-# ONEDNN_MAX_CPU_ISA=AVX2). The generator before the staged recipe gave 0.50 for the four face attributes.
-# The recipe's last stage trains against this classifier; the judge that no stage used reads 0.91-0.97 on 1,024
-# seeds (the quality record). Issue 13's bar is 0.90 for each.
+# ONEDNN_MAX_CPU_ISA=AVX2). The recipe's last stage trains against this classifier; the judge that no stage used
+# reads 0.91-0.97 on 1,024 seeds (the quality record). The bar is 0.90 for each.
 ATTRIBUTE_FLOORS = {
     "smiling": 0.88,
     "glasses": 0.88,

@@ -1,5 +1,5 @@
 """The workflow's shape without running it: the jobs of a dry run, the lint, the formatting, and the directives
-every rule must carry (issue 15)."""
+every rule must carry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Same inputs, same seeds, same tables (issue 15): a second run of the sample from scratch, in another folder,
+"""Same inputs, same seeds, same tables: a second run of the sample from scratch, in another folder,
 writes Parquet tables equal to the first run's, value for value (the data, not the file bytes)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A real Snakemake run of rule `frames`: one good video, an empty file and a clip without a face, --keep-going
-(issues 4 and 15), the run's failures table, and a rerun after the input is fixed."""
+"""A real Snakemake run of rule `frames`: one good video, an empty file and a clip without a face, --keep-going,
+the run's failures table, and a rerun after the input is fixed."""
 
 import shutil
 import subprocess
@@ -104,7 +104,7 @@ def test_a_still_image_goes_through_the_whole_chain_and_its_edits_are_written_as
     assert (changed[~face] == 0).all()  # away from the face: the photo's own pixels, exactly
     assert (changed[face] > 8).sum() > 2000  # the face: the render
     assert np.asarray(Image.open(videos / "pti.png")).shape == (64, 64, 3)
-    # The temporary intermediates are gone once rendered (issue 15); the tables stay.
+    # The temporary intermediates are gone once rendered; the tables stay.
     photo = tmp_path / "results" / "photo"
     assert not any((photo / name).exists() for name in ("aligned.mkv", "crops.mkv", "pti/generator.safetensors"))
     assert (photo / "latents.parquet").exists() and (photo / "pti" / "loss.parquet").exists()

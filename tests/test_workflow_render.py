@@ -19,7 +19,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-sync", "--no-first-run"]  # fmt: skip
 # h264 (crf 18, 4:2:0 chroma) moves the pixels of a passed-through frame: measured mean luma differences
 # 1.3-1.7 levels on 64 px crops, 0.3 on 256 px frames. Rendered crops of the `smile` edit differ from the source
-# crop by 5.1-7.4 levels (6.8-8.7 with the generator before session 12, which drew no eyes or mouths).
+# crop by 5.1-7.4 levels.
 PASSTHROUGH_MEAN_LEVELS = 3.0
 RENDERED_MEAN_LEVELS = 4.0
 

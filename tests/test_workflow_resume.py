@@ -1,4 +1,4 @@
-"""A job killed mid-way leaves nothing that looks complete, and the rerun resumes it (issue 15): rule render is
+"""A job killed mid-way leaves nothing that looks complete, and the rerun resumes it: rule render is
 SIGKILLed together with Snakemake after the first checkpoint of its pivotal tuning, then the workflow is run
 again."""
 
