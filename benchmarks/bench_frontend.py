@@ -2,7 +2,8 @@
 
 Runs sg3pipe's frames stage (``sg3pipe.frames.build_frames``: probe, two streaming decodes, one small region
 detection per frame, two antialiased warps per frame, two FFV1 containers, the table) and, for comparison, the
-official recipe as FACTS.md section 5 describes it, re-implemented here: frames written as JPEG files, then per
+official recipe (yuval-alaluf/stylegan3-editing ``inversion/video/video_handler.py`` and
+``utils/alignment_utils.py``), re-implemented here: frames written as JPEG files, then per
 frame a whole-frame detection (dlib HOG, upsampled once as the FFHQ script does) and landmarks, the aligned and
 the frame-0-quad crops cut the FFHQ way (shrink, crop, reflect-pad, PIL quad transform) and saved as JPEG, then
 landmarks re-detected on the aligned crop and on the crop, the crop rotated by the eye-line difference, written
@@ -55,7 +56,8 @@ def run_sg3pipe(video: Path, out: Path, size: int) -> None:
 
 
 class OfficialRecipe:
-    """The official video front end, as FACTS.md section 5 (steps 1-4) describes it."""
+    """The official video front end: yuval-alaluf/stylegan3-editing ``inversion/video/video_handler.py`` (frames,
+    aligned and cropped frames) and ``get_stylegan_transform`` of ``utils/alignment_utils.py``."""
 
     def __init__(self, size: int):
         self.size = size

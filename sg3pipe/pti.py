@@ -4,7 +4,8 @@ Every usable frame ``i`` has a fixed pivot latent ``w_i`` (its inversion, ``[num
 transform ``M_i`` (the content-moving similarity of the frames stage, sg3pipe.transforms). The frame's render
 is ``G.synthesis(w_i, transform=inverse(M_i))``, as for ``crop_l2`` in sg3pipe.inversion, and the generator
 is tuned so that this render matches the frame's unaligned crop. The recipe of the official video code
-(FACTS.md section 5 item 7):
+(yuval-alaluf/stylegan3-editing ``inversion/video/run_pti_video.py`` on ``inversion/scripts/run_pti_images.py``,
+after danielroich/PTI):
 
 * loss ``l2_lambda * MSE + lpips_lambda * LPIPS`` (LPIPS only when a module is given) between the renders and
   the crops, both in [-1, 1];

@@ -1,6 +1,7 @@
 """Similarity transforms in the convention of StyleGAN3's ``synthesis.input.transform``.
 
-The convention (FACTS.md section 4), stated once for the whole project:
+The convention, stated once for the whole project (``make_transform`` of NVlabs/stylegan3 ``gen_images.py`` and
+of yuval-alaluf/stylegan3-editing ``utils/common.py``, with a scale added):
 
 * Image coordinates are ``(x, y)`` with ``x`` to the right (columns) and ``y`` down (rows), the origin at
   the image centre and one unit equal to the output image width. Pixel coordinates follow dlib and

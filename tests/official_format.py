@@ -1,10 +1,11 @@
 """Write network pickles in NVIDIA's official StyleGAN3 format, for tests, without NVIDIA's code.
 
-The structure follows FACTS.md section 1: a plain pickle of ``{G, D, G_ema, training_set_kwargs,
-augment_pipe}``; every network object is pickled as ``torch_utils.persistence._reconstruct_persistent_obj(meta)``
-with ``meta = {type, version, module_src, class_name, state}`` and ``state`` the module's ``__dict__``
-(``_parameters``, ``_buffers``, ``_modules``, hooks, ``_init_args``, ``_init_kwargs`` and plain attributes,
-numpy ones included); keyword arguments are ``dnnlib.util.EasyDict``; tensors are pickled by torch itself.
+The structure is the one NVlabs/stylegan3 writes (``training/training_loop.py``, ``torch_utils/persistence.py``):
+a plain pickle of ``{G, D, G_ema, training_set_kwargs, augment_pipe}``; every network object is pickled as
+``torch_utils.persistence._reconstruct_persistent_obj(meta)`` with ``meta = {type, version, module_src,
+class_name, state}`` and ``state`` the module's ``__dict__`` (``_parameters``, ``_buffers``, ``_modules``, hooks,
+``_init_args``, ``_init_kwargs`` and plain attributes, numpy ones included); keyword arguments are
+``dnnlib.util.EasyDict``; tensors are pickled by torch itself.
 
 ``torch_utils`` and ``dnnlib`` are not installed, so stand-in modules with those names sit in ``sys.modules``
 only while the pickle is written: pickle then names the globals exactly as NVIDIA's code makes it do.

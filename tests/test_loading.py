@@ -141,7 +141,8 @@ def test_editing_state_dict_infers_its_config(name, tmp_path):
     assert_same_weights(G, loaded)
 
 
-# The official configs of FACTS.md section 1 (R doubles T's channels): built on the meta device, so only
+# The official configs, as their pickles' ``_init_kwargs`` record them (R doubles T's channels: NVlabs/stylegan3
+# ``train.py``): built on the meta device, so only
 # shapes exist and nothing is allocated.
 OFFICIAL_CONFIGS = {
     "r-ffhq-1024": (1024, 65536, 1024, True),

@@ -25,7 +25,8 @@ GAUSSIAN = SmoothingSettings(filter="gaussian", fine_rows=None)
 
 
 def official_filter(x: np.ndarray) -> np.ndarray:
-    """The official code's smoothing, written from FACTS.md: valid positions only (N - 4 frames out)."""
+    """The official code's smoothing (yuval-alaluf/stylegan3-editing ``inversion/video/post_processing.py``):
+    valid positions only (N - 4 frames out)."""
     return np.stack(
         [
             (0.25 * x[t - 2] + 0.75 * x[t - 1] + x[t] + 0.75 * x[t + 1] + 0.25 * x[t + 2]) / 3

@@ -5,10 +5,12 @@ One small interface (:class:`AttributeScorer`) over three kinds of model, built 
 - ``synthetic``: the synthetic world's classifier (:mod:`sg3pipe.synth.classifier`), scores ``sigmoid(logits)``.
 - ``torch``: any TorchScript file, or a state dict of a torchvision classification model, with a short config
   saying how images are resized and normalised and how outputs become scores.
-- ``anycost``: the official AnyCost-GAN attribute predictor that stylegan3-editing's InterFaceGAN scores its
-  samples with (FACTS.md section 6): a torchvision ResNet-50 whose ``fc`` is ``Linear(2048, 80)``, 40 pairs of
-  logits over the CelebA attributes; images are average-pooled to 256 x 256 and not normalised (they stay in
-  [-1, 1]); the score of an attribute is the softmax of its pair, second entry.
+- ``anycost``: the official AnyCost-GAN attribute predictor (mit-han-lab/anycost-gan) that stylegan3-editing's
+  InterFaceGAN scores its samples with (yuval-alaluf/stylegan3-editing
+  ``editing/interfacegan/helpers/anycostgan.py`` and ``generate_latents_and_attribute_scores.py``): a
+  torchvision ResNet-50 whose ``fc`` is ``Linear(2048, 80)``, 40 pairs of logits over the CelebA attributes;
+  images are average-pooled to 256 x 256 and not normalised (they stay in [-1, 1]); the score of an attribute
+  is the softmax of its pair, second entry.
 
 State dicts are read weights-only (only tensors and plain containers unpickle). A TorchScript file is different:
 ``torch.jit.load`` runs the code graph stored in the file, so weights-only does not apply; use TorchScript files

@@ -1,9 +1,11 @@
 """Editing directions: InterFaceGAN boundaries in W and standardized-mean-difference directions in StyleSpace.
 
-W boundaries follow the editing repo's protocol (FACTS.md section 6): keep the top and bottom ``ratio`` of
-samples by attribute score, label them 1 and 0, split each side 70/30 into train and validation, fit a linear
-SVM and take the unit normal ``coef_ / |coef_|``. They are stored as ``.npy`` arrays ``[1, D]`` float32, the
-format of the official pretrained boundaries, so either kind loads with ``np.load`` or :func:`load_boundary`.
+W boundaries follow the protocol of the editing repo (yuval-alaluf/stylegan3-editing
+``editing/interfacegan/train_boundaries.py``, after InterFaceGAN's ``train_boundary``): keep the top and bottom
+``ratio`` of samples by attribute score, label them 1 and 0, split each side 70/30 into train and validation,
+fit a linear SVM and take the unit normal ``coef_ / |coef_|``. They are stored as ``.npy`` arrays ``[1, D]``
+float32, the format of the official pretrained boundaries, so either kind loads with ``np.load`` or
+:func:`load_boundary`.
 
 StyleSpace directions (:func:`style_direction`) work on the flattened per-layer styles of
 ``G.synthesis.styles(ws)`` without the ``'input'`` entry (see :func:`flatten_styles`).
@@ -279,7 +281,7 @@ def flatten_styles(styles: dict[str, torch.Tensor | np.ndarray]) -> tuple[np.nda
 
     Returns:
         ``(flat, layout)``: ``flat`` ``[N, C]`` float32 with the layers in the dict's order (ToRGB included;
-        ``C = 9,890`` for R-1024, the 9,894 of FACTS.md less the 4 of ``'input'``), and ``layout``, the list
+        ``C = 9,890`` for R-1024: its 9,894 style channels less the 4 of ``'input'``), and ``layout``, the list
         of ``(layer name, width)`` that :func:`unflatten_styles` takes.
     """
     layout, parts = [], []
@@ -353,8 +355,9 @@ def style_direction(styles_flat: np.ndarray, scores: np.ndarray, top_k: int, rat
     Relevance of channel ``c``: ``r_c = (mean_top_c - mean_bottom_c) / std_c``, the difference of the channel's
     means over the top and bottom ``ratio`` of samples by score, divided by its std over all ``N`` samples (a
     standardized mean difference; a constant channel has ``r_c = 0``). The ``top_k`` channels with the largest
-    ``|r_c|`` are kept and, as in StyleCLIP's global directions (FACTS.md section 7), the relevances are scaled
-    so that ``max |r| = 1`` and multiplied by the channel std: ``delta_c = r_c / max|r| * std_c``. An edit
+    ``|r_c|`` are kept and, as in StyleCLIP's global directions (yuval-alaluf/stylegan3-editing
+    ``editing/styleclip_global_directions/global_direction.py``), the relevances are scaled so that
+    ``max |r| = 1`` and multiplied by the channel std: ``delta_c = r_c / max|r| * std_c``. An edit
     ``s + alpha * delta`` then moves the most relevant channel by ``alpha`` of its standard deviations, in the
     direction of higher scores.
 

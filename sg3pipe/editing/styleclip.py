@@ -1,4 +1,4 @@
-"""StyleCLIP global directions in StyleSpace (Patashnik et al. 2021; FACTS.md section 7): text-driven edits.
+"""StyleCLIP global directions in StyleSpace (Patashnik et al. 2021, arXiv:2103.17249): text-driven edits.
 
 1. For each StyleSpace channel ``c`` (the flat layout of :func:`~sg3pipe.editing.directions.flatten_styles`),
    move it alone by ``+alpha`` and ``-alpha`` of its standard deviation on a few sampled codes, render both and
@@ -10,6 +10,9 @@
 3. Relevance ``r_c = delta_i_c . delta_t``; channels with ``|r_c| < beta`` are zeroed, the rest scaled so that
    ``max |r| = 1`` and multiplied by the channel's std (:func:`global_direction`); the edit is
    ``s + alpha * delta``, like the StyleSpace directions of :func:`~sg3pipe.editing.directions.style_direction`.
+
+The steps follow yuval-alaluf/stylegan3-editing ``editing/styleclip_global_directions/``
+(``preprocess/s_statistics.py``, ``preprocess/create_delta_i_c.py``, ``global_direction.py``).
 
 CLIP is an optional dependency: :func:`load_clip` reads OpenAI's weight file (``ViT-B-32.pt`` and the like) with
 the ``clip`` package and fails with one clear message when either is missing; nothing is downloaded.

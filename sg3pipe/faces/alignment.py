@@ -15,7 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# dlib's 68-point layout: eye contours and the two mouth corners (FACTS.md section 5.2).
+# dlib's 68-point layout: eye contours and the two mouth corners (the FFHQ alignment's points, as in
+# yuval-alaluf/stylegan3-editing ``utils/alignment_utils.py``).
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
 MOUTH_LEFT, MOUTH_RIGHT = 48, 54

@@ -3,7 +3,8 @@
 An official snapshot (``network-snapshot-*.pkl``, ``stylegan3-*.pkl``) is a plain pickle of a dict
 ``{G, D, G_ema, training_set_kwargs, augment_pipe}`` in which every network object is pickled as a call to
 ``torch_utils.persistence._reconstruct_persistent_obj(meta)``; ``meta`` carries the Python source of the
-module that defined the class (``module_src``), which NVIDIA's loader executes (FACTS.md section 1).
+module that defined the class (``module_src``), which NVIDIA's loader executes (NVlabs/stylegan3
+``torch_utils/persistence.py``; ``training/training_loop.py`` writes the snapshots).
 
 Here the unpickler resolves only the handful of globals such files contain, each to a harmless stand-in,
 and refuses every other global before anything is called. A persistent object becomes its ``meta`` dict;

@@ -61,7 +61,8 @@ def synthesis_schedule(
     """The per-layer cutoffs, stopbands, sampling rates, sizes and channel counts of StyleGAN3 synthesis.
 
     Cutoffs and stopbands grow geometrically from the first layer to the last ``num_critical`` layers,
-    which are critically sampled at the output resolution (FACTS.md section 3).
+    which are critically sampled at the output resolution (as in ``SynthesisNetwork`` of NVlabs/stylegan3
+    ``training/networks_stylegan3.py``).
     """
     last_cutoff = img_resolution / 2
     last_stopband = last_cutoff * last_stopband_rel

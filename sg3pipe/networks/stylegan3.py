@@ -1,7 +1,8 @@
 """The StyleGAN3 generator (T and R configs, any resolution) with per-sample transforms and StyleSpace.
 
-Parameter and buffer names equal NVlabs' ``training/networks_stylegan3.py``, so official weights load
-as they are; the math follows FACTS.md section 3. Differences from the official module, all deliberate:
+Parameter and buffer names equal NVlabs' ``training/networks_stylegan3.py`` (github.com/NVlabs/stylegan3), so
+official weights load as they are, and the math follows that module (Karras et al. 2021, "Alias-Free
+Generative Adversarial Networks", arXiv:2106.12423). Differences from the official module, all deliberate:
 
 * the input transform is an argument (``G.synthesis(ws, transform=...)``, ``[3, 3]`` or ``[N, 3, 3]``)
   instead of a mutable buffer that every caller must set and reset; the ``transform`` buffer is kept

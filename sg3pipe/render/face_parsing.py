@@ -1,4 +1,5 @@
-"""Face masks from a face-parsing network, for paste-back (STIT's masks come from one; FACTS.md section 8).
+"""Face masks from a face-parsing network, for paste-back (STIT's masks come from one: rotemtzaban/STIT
+``models/seg_model_2.py``, a BiSeNet).
 
 Any TorchScript segmentation model works, described by a short spec (config ``render.face_parser``): its input
 side, normalisation, which output of a model that returns several is the logits, and which classes are the

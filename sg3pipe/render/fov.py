@@ -1,8 +1,10 @@
 """Field-of-view expansion: render beyond the borders of the crop by shifting the generator's view.
 
 StyleGAN3 is translation-equivariant: translating its Fourier input moves the whole image, so content the
-original view never showed can be rendered by shifting it into view (FACTS.md section 5, item 9). The
-expanded canvas is a grid of ``R x R`` tiles: tile ``(kx, ky)`` shows the output pixels
+original view never showed can be rendered by shifting it into view (the field-of-view expansion of "Third
+Time's the Charm? Image and Video Editing with StyleGAN3", Alaluf, Patashnik et al. 2022, arXiv:2201.13433;
+yuval-alaluf/stylegan3-editing ``utils/fov_expansion.py``). The expanded canvas is a
+grid of ``R x R`` tiles: tile ``(kx, ky)`` shows the output pixels
 ``[kx R, (kx + 1) R) x [ky R, (ky + 1) R)`` of the (infinite) original view, so it is rendered with the
 content moved by ``(-kx R, -ky R)`` pixels. The shift acts on the already transformed content, in output
 pixels, so it is applied *after* the frame's own transform ``M``: ``M_tile = pixel_shift(-kx R, -ky R) @ M``,

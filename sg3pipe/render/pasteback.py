@@ -7,8 +7,9 @@ pixels) at its crop position, and the crop replaces the frame where the mask say
 warped mask is exactly 0 are returned untouched, bit for bit.
 
 The mask is drawn from the 68 landmarks by default: landmarks are what the pipeline already has for every frame,
-and a smooth feathered edge hides the seam. A face-parsing network, as STIT uses (FACTS.md section 8), gives the
-mask instead when one is configured (:mod:`sg3pipe.render.face_parsing`).
+and a smooth feathered edge hides the seam. A face-parsing network, as STIT uses (rotemtzaban/STIT
+``edit_video_stitching_tuning.py``), gives the mask instead when one is configured
+(:mod:`sg3pipe.render.face_parsing`).
 """
 
 from __future__ import annotations

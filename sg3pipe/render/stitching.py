@@ -1,5 +1,6 @@
-"""STIT's stitching tuning (FACTS.md section 8): tune the generator a few steps so that an edited crop's border
-matches the source crop before it is pasted back, while its interior keeps the edit.
+"""STIT's stitching tuning: tune the generator a few steps so that an edited crop's border matches the source
+crop before it is pasted back, while its interior keeps the edit (Tzaban et al. 2022, "Stitch it in Time",
+arXiv:2201.08361; rotemtzaban/STIT ``edit_video_stitching_tuning.py``).
 
 The paste-back mask (:mod:`sg3pipe.render.pasteback` or :mod:`sg3pipe.render.face_parsing`) splits a crop in
 three: where it is 1 the edit replaces the frame, where it is between 0 and 1 (the feathered ring) edit and frame

@@ -1,6 +1,7 @@
 """What each rendered video of a source video shows: its latents, transforms and generator per frame.
 
-A *variant* is one rendering of the whole video (FACTS.md section 5, step 10, plus the PTI stage):
+A *variant* is one rendering of the whole video (the videos of yuval-alaluf/stylegan3-editing
+``inversion/video/generate_videos.py``, plus the PTI stage):
 
 * ``reconstruction``: the encoder's latents with the raw per-frame transforms, on the base generator;
 * ``smoothed``: the smoothed latents and transforms (``smoothed.parquet``), on the base generator;
