@@ -1,16 +1,25 @@
-"""Write frames to a video file with ffmpeg, streaming (no per-frame files), atomically."""
+"""Write frames to a video file with ffmpeg, streaming (no per-frame files), atomically.
+
+The frames decide a video's length: ``count / fps`` seconds. A source's audio is muxed in afterwards, in a
+second ffmpeg pass that copies the encoded frames and fits every audio stream to that length: silence where the
+audio starts late or ends early, cut where it runs on (:func:`mux_audio`).
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterable
+from fractions import Fraction
 
 import ffmpeg
 import numpy as np
 from PIL import Image
 
 from sg3pipe.io.atomic import atomic_path
+from sg3pipe.video.errors import ffmpeg_reason
 from sg3pipe.video.ffmpeg import ffmpeg_exe
+from sg3pipe.video.probe import frame_rate
 
 # Output codecs by purpose: `lossless` keeps exact pixels (containers of aligned frames and crops),
 # `h264` is what players and browsers show.
@@ -28,9 +37,10 @@ class VideoSink:
     Args:
         fps: frame rate in frames per second.
         codec: ``"h264"`` (mp4, viewable) or ``"lossless"`` (FFV1, use an ``.mkv`` path).
-        audio_from: a media file whose audio track is muxed in (AAC), when it has one; the output ends with the
-            shorter of the two.
-        audio_start_s: where in ``audio_from`` the audio starts (the clip's start in the source), in seconds.
+        audio_from: a media file whose audio streams (all of them, AAC-encoded) are muxed in, each fitted to the
+            video's length (:func:`mux_audio`); a file without audio adds none.
+        audio_start_s: the player time in ``audio_from`` (s from the start of the file, as
+            ``sg3pipe.video.probe`` counts it) of the first frame written: the audio from there on plays with it.
         still_png: also save the last frame written as a PNG there (atomically, with the video): the image of a
             still-image source, whose "video" has one frame.
     """
@@ -50,10 +60,14 @@ class VideoSink:
         self.count = 0  # frames written so far
         self._process = None
         self._atomic = atomic_path(path)
-        self._tmp = None
+        self._tmp = None  # the atomic temporary of the output
+        self._frames_path = None  # where the frames are encoded: the temporary, or beside it when audio follows
 
     def __enter__(self) -> VideoSink:
         self._tmp = self._atomic.__enter__()
+        self._frames_path = self._tmp
+        if self.audio_from is not None:
+            self._frames_path = self._tmp.with_name(f"{self._tmp.stem}.frames{self._tmp.suffix}")
         return self
 
     def write(self, block: np.ndarray) -> None:
@@ -69,14 +83,10 @@ class VideoSink:
 
     def _start(self, height: int, width: int):
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=self.fps)
-        streams = [video]
-        if self.audio_from is not None:
-            streams.append(ffmpeg.input(str(self.audio_from), ss=self.audio_start_s).audio)
         if self.codec == "h264" and (width % 2 or height % 2):  # yuv420p needs even sizes
-            streams[0] = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-        extra = {"acodec": "aac", "shortest": None} if self.audio_from is not None else {}
+            video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         return (
-            ffmpeg.output(*streams, str(self._tmp), r=self.fps, **CODECS[self.codec], **extra)
+            ffmpeg.output(video, str(self._frames_path), r=self.fps, **CODECS[self.codec])
             .overwrite_output()
             .global_args("-loglevel", "error")
             .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
@@ -91,13 +101,46 @@ class VideoSink:
                     raise RuntimeError(f"ffmpeg failed writing {self.path}: {stderr.strip()}")
             if self._process is None and error is None:
                 raise ValueError(f"no frames to write to {self.path}")
+            if self._frames_path != self._tmp and error is None:
+                duration_s = self.count / frame_rate(self.fps)
+                mux_audio(self._frames_path, self.audio_from, self.audio_start_s, duration_s, self._tmp)
         except BaseException as failure:
             self._atomic.__exit__(type(failure), failure, failure.__traceback__)
             raise
+        finally:
+            if self._frames_path != self._tmp:
+                self._frames_path.unlink(missing_ok=True)
         self._atomic.__exit__(kind, error, traceback)
         if self.still_png is not None and error is None:
             with atomic_path(self.still_png) as tmp:
                 Image.fromarray(self._last).save(tmp)
+
+
+def mux_audio(
+    video: str | os.PathLike,
+    audio_from: str | os.PathLike,
+    audio_start_s: float,
+    duration_s: Fraction,
+    path: str | os.PathLike,
+) -> None:
+    """Write ``path``: the video stream of ``video`` (copied, every frame kept) with every audio stream of
+    ``audio_from`` from player time ``audio_start_s`` (s) on, AAC-encoded and fitted to ``duration_s`` (s).
+
+    Each audio stream starts with the first frame: a stream that starts later in the source than
+    ``audio_start_s`` is preceded by silence (so it stays in sync), one that ends early is padded with silence,
+    one that runs on is cut. Its encoded length can exceed ``duration_s`` by less than one AAC frame (1024
+    samples). The sample rates and channel layouts are the source's.
+    """
+    seconds = f"{float(duration_s):.6f}"
+    # Input seeking counts from the file's start, the player clock; the audio's timestamps then count from
+    # `audio_start_s`, and aresample fills any gap before the first sample (first_pts=0).
+    fit = f"aresample=async=1:first_pts=0,apad=whole_dur={seconds},atrim=end={seconds}"
+    args = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(video)]
+    args += ["-ss", f"{audio_start_s:.6f}", "-i", str(audio_from)]
+    args += ["-map", "0:v", "-map", "1:a?", "-c:v", "copy", "-c:a", "aac", "-af", fit, str(path)]
+    result = subprocess.run(args, capture_output=True, text=True, errors="replace")
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed adding the audio of {audio_from} to {path}: {ffmpeg_reason(result.stderr)}")
 
 
 def write_video(
