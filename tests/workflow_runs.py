@@ -28,19 +28,22 @@ SAMPLE_EDITS = [
 TIMING_COLUMNS = {"render_fps"}  # columns that measure the machine, not the data
 
 
-def workflow_command(folder: Path, *args: str) -> list[str]:
-    """The command that runs the workflow in ``folder`` with the repository's config, then
+def workflow_command(folder: Path, *args: str, configs: tuple[Path, ...] = ()) -> list[str]:
+    """The command that runs the workflow in ``folder`` with the repository's config, then ``configs``, then
     ``folder/overrides.yaml``, and no site profile (``args`` may name one with ``--profile``)."""
     return [
         sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(folder),
         "--workflow-profile", "none", *args,
-        "--configfile", str(ROOT / "config" / "config.yaml"), str(folder / "overrides.yaml"),
+        "--configfile", str(ROOT / "config" / "config.yaml"), *map(str, configs), str(folder / "overrides.yaml"),
     ]  # fmt: skip
 
 
-def snakemake(folder: Path, *args: str, env: dict | None = None, timeout: float = 1500) -> subprocess.CompletedProcess:
+def snakemake(
+    folder: Path, *args: str, env: dict | None = None, timeout: float = 1500, configs: tuple[Path, ...] = ()
+) -> subprocess.CompletedProcess:
     """Run :func:`workflow_command` and wait for it."""
-    return subprocess.run(workflow_command(folder, *args), capture_output=True, text=True, env=env, timeout=timeout)
+    command = workflow_command(folder, *args, configs=configs)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def prepare_sample_run(folder: Path, other_videos: dict[str, Path] | None = None) -> Path:
