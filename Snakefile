@@ -25,10 +25,11 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/frames.smk"
 include: "rules/encode.smk"
-include: "rules/generator.smk"
+include: "rules/preview.smk"
 include: "rules/synth.smk"
 include: "rules/train_encoder.smk"
 include: "rules/directions.smk"
+include: "rules/analysis.smk"
 include: "rules/render.smk"
 
 

@@ -1,6 +1,6 @@
 # Stage 2 of the per-video chain: invert every usable aligned frame into a W+ latent, with reconstruction
-# metrics. Library: sg3pipe.inversion (invert_video). Output per video: results/{video}/latents.parquet (one row
-# per row of frames.parquet). In `all`, for every manifest video.
+# metrics. Stage: sg3pipe.stages.encode (on sg3pipe.inversion). Output per video: results/{video}/latents.parquet
+# (one row per row of frames.parquet). In `all`, for every manifest video.
 
 
 rule encode:

@@ -1,6 +1,6 @@
 # Stage 4 of the per-video chain: pivotal tuning, the edits of the latents, temporal smoothing, every video a user
-# watches and the per-frame metrics. Library: sg3pipe.pti (tune_video), sg3pipe.editing.video_edits
-# (write_video_edits), sg3pipe.temporal (smooth_video), sg3pipe.render (variants, videos, fov, pasteback). Outputs
+# watches and the per-frame metrics. Stage: sg3pipe.stages.render (on sg3pipe.pti, sg3pipe.editing.video_edits,
+# sg3pipe.temporal and sg3pipe.render). Outputs
 # per video: results/{video}/pti/ (losses and loss curve), edits/, smoothed.parquet, videos/*.mp4,
 # metrics.parquet; per run: results/summary.parquet.
 # One job does all of it: the tuned generator is read only by rendering, editing and smoothing are seconds of
@@ -8,21 +8,19 @@
 # (benchmarks/bench_dag.py) and a cluster a submission. A tuning interrupted mid-way resumes from its checkpoint
 # (results/{video}/pti/work/) when the job reruns.
 
-# The PTI outputs when pti.enabled (with PTI off, every video renders with models.generator itself).
-PTI_OUTPUTS = (
-    {
-        "losses": "results/{video}/pti/loss.parquet",
-        "curve": report(
-            "results/{video}/pti/loss.png",
-            caption="../report/pti_loss.rst",
-            category="Videos",
-            subcategory="{video}",
-            labels={"video": "{video}", "figure": "PTI loss"},
-        ),
-    }
-    if config["pti"]["enabled"]
-    else {}
-)
+from sg3pipe.stages.render import pti_outputs
+
+
+# The PTI outputs when pti.enabled (sg3pipe.stages.render.pti_outputs decides; the curve joins the report).
+PTI_OUTPUTS = pti_outputs(config["pti"])
+if "curve" in PTI_OUTPUTS:
+    PTI_OUTPUTS["curve"] = report(
+        PTI_OUTPUTS["curve"],
+        caption="../report/pti_loss.rst",
+        category="Videos",
+        subcategory="{video}",
+        labels={"video": "{video}", "figure": "PTI loss"},
+    )
 
 
 rule render:
@@ -80,7 +78,7 @@ rule render:
         edits=config["edits"],
         smooth=config["smooth"],
         render=config["render"],
-        identity=config["metrics"]["identity"],
+        metrics=config["metrics"],
         lpips=lpips_spec(),
         device=config["device"],
     script:

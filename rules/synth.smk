@@ -112,12 +112,26 @@ rule synth_encoder:
         runtime=180,
         gpu=gpu_count(),
     params:
-        source="synthetic",
-        training={},  # the defaults of sg3pipe.encoder_training.EncoderTrainingConfig are the shipped model's
-        lpips_weights=None,
-        lpips_net="alex",
-        identity_weights=None,
         workdir="results/synth_models/encoder",
         device=config["device"],
     script:
-        "../scripts/train_encoder.py"
+        "../scripts/synth_encoder.py"
+
+
+rule astronaut_sample:
+    """Rebuild the real-photo sample clip and its ground truth (sg3pipe.synth.photo_clip)."""
+    output:
+        video="samples/astronaut.mp4",
+        truth="samples/astronaut.truth.parquet",
+    log:
+        "logs/astronaut_sample.log",
+    benchmark:
+        "logs/benchmarks/astronaut_sample.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/astronaut_sample.py"

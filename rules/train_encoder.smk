@@ -23,11 +23,9 @@ rule train_encoder:
         runtime=24 * 60,
         gpu=gpu_count(),
     params:
-        source="aligned",
-        training=config["train_encoder"],
-        lpips_weights=config["encode"]["lpips_weights"],
-        lpips_net=config["encode"]["lpips_net"],
-        identity_weights=config["models"].get("arcface"),
+        train_encoder=config["train_encoder"],
+        encode=config["encode"],
+        arcface=config["models"].get("arcface"),
         workdir="results/encoder/training",
         device=config["device"],
     script:

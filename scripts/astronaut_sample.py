@@ -1,9 +1,6 @@
-"""Snakemake adapter of rule `astronaut_sample`: the real-photo sample clip and its ground truth."""
+"""Snakemake adapter: the rule of this file's name runs its stage (sg3pipe.stages) with the job's logging."""
 
-from sg3pipe.scripting import job_logging
-from sg3pipe.synth.photo_clip import make_photo_clip
+from sg3pipe.scripting import run_stage
+from sg3pipe.stages.synth import astronaut_sample
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
-
-with job_logging(snakemake):
-    make_photo_clip(snakemake.output.video, snakemake.output.truth)
+run_stage(globals()["snakemake"], astronaut_sample)

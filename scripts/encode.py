@@ -1,16 +1,6 @@
-"""Snakemake adapter of rule `encode`: frames.parquet + aligned.mkv -> latents.parquet."""
+"""Snakemake adapter: the rule of this file's name runs its stage (sg3pipe.stages) with the job's logging."""
 
-from sg3pipe.inversion import invert_video
-from sg3pipe.scripting import job_logging
+from sg3pipe.scripting import run_stage
+from sg3pipe.stages.encode import encode
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
-
-with job_logging(snakemake):
-    invert_video(
-        snakemake.input.table,
-        snakemake.input.aligned,
-        snakemake.output.table,
-        config={"encode": snakemake.params.encode, "device": snakemake.params.device},
-        model_file=snakemake.input.model,
-        crops_video=snakemake.input.crops if snakemake.params.encode["render_with_transform"] else None,
-    )
+run_stage(globals()["snakemake"], encode)

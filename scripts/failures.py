@@ -1,10 +1,6 @@
-"""Snakemake adapter of rule `failures`: the failures table (Parquet, TSV, HTML) from the failure records under
-the logs folder."""
+"""Snakemake adapter: the rule of this file's name runs its stage (sg3pipe.stages) with the job's logging."""
 
-from sg3pipe.failures import write_failures
-from sg3pipe.scripting import job_logging
+from sg3pipe.scripting import run_stage
+from sg3pipe.stages.render import failures
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
-
-with job_logging(snakemake):
-    write_failures(snakemake.params.logs, snakemake.output.table)
+run_stage(globals()["snakemake"], failures)

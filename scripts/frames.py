@@ -1,18 +1,6 @@
-"""Snakemake adapter of rule `frames`: one video -> frames.parquet, aligned.mkv, crops.mkv."""
+"""Snakemake adapter: the rule of this file's name runs its stage (sg3pipe.stages) with the job's logging."""
 
-from sg3pipe.frames import build_frames
-from sg3pipe.scripting import job_logging
+from sg3pipe.scripting import run_stage
+from sg3pipe.stages.frames import frames
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
-
-with job_logging(snakemake):
-    build_frames(
-        snakemake.input.video,
-        snakemake.output.table,
-        snakemake.output.aligned,
-        snakemake.output.crops,
-        config=snakemake.config,
-        landmarks=snakemake.input.get("landmarks"),
-        face_track=snakemake.input.get("face_track"),
-        **snakemake.params.options,
-    )
+run_stage(globals()["snakemake"], frames)

@@ -1,11 +1,6 @@
-"""Snakemake adapter of rule `summary`: one row per video from the metrics tables."""
+"""Snakemake adapter: the rule of this file's name runs its stage (sg3pipe.stages) with the job's logging."""
 
-from sg3pipe.io.html import html_table
-from sg3pipe.metrics.summary import write_summary
-from sg3pipe.scripting import job_logging
+from sg3pipe.scripting import run_stage
+from sg3pipe.stages.render import summary
 
-snakemake = globals()["snakemake"]  # injected by Snakemake's `script:` directive
-
-with job_logging(snakemake):
-    table = write_summary(list(snakemake.input.metrics), snakemake.output.table)
-    html_table(snakemake.output.html, table, "Run summary: one row per video")
+run_stage(globals()["snakemake"], summary)

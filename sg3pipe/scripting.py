@@ -9,7 +9,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -55,3 +55,17 @@ def job_logging(job) -> contextlib.AbstractContextManager[None]:
     """:func:`rule_logging` for a Snakemake job object (a `script:`'s ``snakemake``): its first log file,
     threads, rule name and wildcards."""
     return rule_logging(job.log[0], job.threads, job.rule, dict(job.wildcards.items()))
+
+
+def run_stage(job, stage: Callable[[dict, dict, dict, int], None]) -> None:
+    """Run a stage function (:mod:`sg3pipe.stages`) for a Snakemake job object inside :func:`job_logging`: the
+    job's named inputs and outputs as plain paths (a list for a list of files), its params as the config, its
+    threads."""
+    with job_logging(job):
+        stage(_named(job.input), _named(job.output), _named(job.params), int(job.threads))
+
+
+def _named(items) -> dict:
+    """A Snakemake named list as a dict: name -> value, a list of strings for a name that holds several files."""
+    return {name: value if isinstance(value, (str, int, float, dict, type(None))) else list(value)
+            for name, value in items.items()}  # fmt: skip
