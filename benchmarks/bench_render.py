@@ -18,8 +18,8 @@ from timing import batch_ratio
 
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
-from sg3pipe.editing.directions import flatten_styles
-from sg3pipe.render.preview import to_uint8
+from sg3pipe.networks.stylespace import flatten_styles
+from sg3pipe.pixels import to_uint8
 from sg3pipe.render.variants import Variant, render_images
 from sg3pipe.transforms import make_transform
 

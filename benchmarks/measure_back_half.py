@@ -26,10 +26,10 @@ from sg3pipe import load_generator
 from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.io.tables import column_array, read_table
 from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.pixels import to_uint8
 from sg3pipe.plots import true_crop_transforms
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
-from sg3pipe.render.preview import to_uint8
 from sg3pipe.render.variants import base_variants, edit_variants, render_images
 from sg3pipe.temporal import smoothing_settings
 from sg3pipe.video.decode import read_all_frames

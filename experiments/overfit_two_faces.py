@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from sg3pipe import load_generator
-from sg3pipe.render.preview import tile, to_uint8
+from sg3pipe.pixels import tile, to_uint8
 from sg3pipe.synth.generator_training import face_params, high_pass
 from sg3pipe.synth.renderer import render
 

@@ -130,8 +130,8 @@ def aligned_video_source(videos: list[str | os.PathLike], tables: list[str | os.
     """Frames of aligned videos (``aligned.mkv`` of rule frames) whose ``frames.parquet`` status is usable,
     held in memory as uint8; latents unknown."""
     from sg3pipe.frames import USABLE
-    from sg3pipe.inversion import to_tensor
     from sg3pipe.io.tables import read_table
+    from sg3pipe.pixels import to_tensor
     from sg3pipe.video.decode import read_all_frames
 
     kept = []
@@ -294,7 +294,7 @@ def write_training_figures(
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from sg3pipe.inversion import to_uint8
+    from sg3pipe.pixels import to_uint8
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name in sorted({key for entry in losses for key in entry}):

@@ -41,6 +41,7 @@ from sg3pipe.frames import STATUSES, USABLE
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.pixels import to_tensor, to_uint8
 from sg3pipe.projector import ProjectorSettings, project, reconstruction_loss
 from sg3pipe.provenance import provenance
 from sg3pipe.settings import settings
@@ -78,16 +79,6 @@ def encode_settings(config: dict | None) -> EncodeSettings:
     if encode.method not in METHODS:
         raise ValueError(f"encode.method must be one of {METHODS}, got {encode.method!r}")
     return dataclasses.replace(encode, projector=projector)
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """``[N, H, W, 3]`` uint8 -> ``[N, 3, H, W]`` float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[N, 3, H, W]`` in [-1, 1] -> ``[N, H, W, 3]`` uint8 (rounded, clipped)."""
-    return ((images.detach() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def make_inverter(

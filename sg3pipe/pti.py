@@ -40,11 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from sg3pipe.inversion import to_tensor
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.pixels import to_tensor
 from sg3pipe.settings import settings as settings_from_config
 from sg3pipe.training import CheckpointMismatchError, remove_checkpoint, resume, save_checkpoint
 from sg3pipe.video.decode import read_all_frames

@@ -12,13 +12,12 @@ from sg3pipe.editing.directions import (
     conditional_normal,
     extreme_indices,
     fit_boundary,
-    flatten_styles,
     load_boundary,
     projection_std,
     save_boundary,
     style_direction,
-    unflatten_styles,
 )
+from sg3pipe.networks.stylespace import flatten_styles, unflatten_styles
 
 N, D = 10_000, 64
 

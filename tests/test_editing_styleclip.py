@@ -9,7 +9,6 @@ import pytest
 import torch
 from generators import make_generator
 
-from sg3pipe.editing.directions import flatten_styles, render_flat_styles
 from sg3pipe.editing.styleclip import (
     StyleClipSettings,
     channel_image_directions,
@@ -19,6 +18,7 @@ from sg3pipe.editing.styleclip import (
     styleclip_directions,
     text_direction,
 )
+from sg3pipe.networks.stylespace import flatten_styles, render_flat_styles
 
 
 def image_embedder(seed: int = 0, dim: int = 8):

@@ -11,11 +11,12 @@ from conftest import assert_close_to_scale
 from generators import make_generator
 
 from sg3pipe.frames import USABLE
-from sg3pipe.inversion import invert_video, to_tensor, to_uint8
+from sg3pipe.inversion import invert_video
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.encoders import BackboneEncoder, official_config
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.restyle import ReStyleEncoder, load_encoder, save_encoder
+from sg3pipe.pixels import to_tensor, to_uint8
 from sg3pipe.provenance import file_sha256
 from sg3pipe.synth.params import with_values
 from sg3pipe.synth.renderer import render, sample_params

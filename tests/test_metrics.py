@@ -14,9 +14,9 @@ from conftest import assert_close_to_scale
 
 from sg3pipe.faces.alignment import ffhq_quad, warp_quad
 from sg3pipe.faces.landmarks import SHAPE_PREDICTOR, HogDetector, dlib_model_path
-from sg3pipe.inversion import to_uint8
 from sg3pipe.metrics.identity import CHIP_SIZE, IdentityModel, face_chips
 from sg3pipe.metrics.lpips_loader import LpipsWeightsError, load_lpips
+from sg3pipe.pixels import to_uint8
 from sg3pipe.synth.params import with_values
 from sg3pipe.synth.renderer import render, sample_params
 from sg3pipe.transforms import make_transform

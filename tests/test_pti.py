@@ -20,10 +20,10 @@ import safetensors
 import torch
 import torchvision
 
-from sg3pipe.inversion import to_uint8
 from sg3pipe.io.tables import read_table, write_table
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.networks.loading import load_generator, save_generator
+from sg3pipe.pixels import to_uint8
 from sg3pipe.pti import (
     EarlyStop,
     PTISettings,

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from generators import make_generator
 
+from sg3pipe.pixels import to_uint8
 from sg3pipe.render.pasteback import feather
-from sg3pipe.render.preview import to_uint8
 from sg3pipe.render.stitching import stitch
 from sg3pipe.render.variants import Variant, render_images
 from sg3pipe.transforms import make_transform

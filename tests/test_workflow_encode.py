@@ -13,11 +13,11 @@ from generators import make_generator
 from workflow_runs import snakemake as workflow_snakemake
 
 from sg3pipe.frames import USABLE
-from sg3pipe.inversion import to_tensor
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.encoders import BackboneEncoder, official_config
 from sg3pipe.networks.loading import save_generator
 from sg3pipe.networks.restyle import ReStyleEncoder, load_encoder, save_encoder
+from sg3pipe.pixels import to_tensor
 from sg3pipe.provenance import file_sha256
 from sg3pipe.video.decode import read_all_frames
 

@@ -105,7 +105,7 @@ def edit_styles(styles_flat: Array, delta: np.ndarray, factor: float) -> Array:
     """Move flat StyleSpace codes along a style direction: ``styles_flat + factor * delta``.
 
     Args:
-        styles_flat: ``[F, C]`` flat styles (:func:`sg3pipe.editing.directions.flatten_styles`), numpy or torch.
+        styles_flat: ``[F, C]`` flat styles (:func:`sg3pipe.networks.stylespace.flatten_styles`), numpy or torch.
         delta: ``[C]`` direction (:class:`sg3pipe.editing.directions.StyleDirection` ``.delta``).
         factor: raw factor; 1 moves the direction's most relevant channel by one of its standard deviations.
 

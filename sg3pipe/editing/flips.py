@@ -17,11 +17,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from sg3pipe.editing.directions import flatten_styles, render_flat_styles
 from sg3pipe.editing.sampling import SamplingSettings, pseudo_aligned, render_for_scoring, sample_z
 from sg3pipe.editing.video_edits import load_direction
 from sg3pipe.io.tables import read_table
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.networks.stylespace import flatten_styles, render_flat_styles
 
 # The directions a flip table measures, as (space, source) of directions.parquet, in the order of the table.
 FLIP_GROUPS = (("w", "fitted"), ("w", "conditional"), ("s", "fitted"))

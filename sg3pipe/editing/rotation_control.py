@@ -30,7 +30,7 @@ import torch
 from sg3pipe.faces.alignment import ffhq_quad, quad_angle_deg
 from sg3pipe.metrics.identity import IdentityModel, descriptor_cosine
 from sg3pipe.networks.stylegan3 import Generator
-from sg3pipe.render.preview import tile, to_uint8
+from sg3pipe.pixels import tile, to_uint8
 
 EXPERIMENTS = ("w0", "w1", "rest")
 LANDMARK_SIDE = 256  # renders are upsampled to this side (pixels) for dlib's detector (faces from ~80 px)

@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from sg3pipe.editing.directions import flatten_styles
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.networks.stylespace import flatten_styles
 
 log = logging.getLogger(__name__)
 

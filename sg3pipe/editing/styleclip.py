@@ -33,8 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sg3pipe.editing.directions import StyleDirection, render_flat_styles
+from sg3pipe.editing.directions import StyleDirection
 from sg3pipe.editing.sampling import pseudo_aligned
+from sg3pipe.networks.stylespace import render_flat_styles
 
 CLIP_SIZE = 224  # input side of OpenAI's CLIP image encoders
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

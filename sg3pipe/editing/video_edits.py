@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg3pipe.editing.directions import flat_styles_of, load_boundary, render_flat_styles
+from sg3pipe.editing.directions import load_boundary
 from sg3pipe.editing.edits import EditSpec, edit_latents, edit_styles, factor_in_raw_units
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.networks.stylespace import flat_styles_of, render_flat_styles
+from sg3pipe.pixels import save_png, tile, to_uint8
 from sg3pipe.provenance import provenance
-from sg3pipe.render.preview import save_png, tile, to_uint8
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,15 @@ def edit_variant_name(edit: str, factor: float) -> str:
     return f"edit-{edit}-{factor_label(factor)}"
 
 
+def pasteback_name(variant: str) -> str:
+    """The paste-back video name of an edit variant: ``edit-{edit}-{factor}`` -> ``pasteback-{edit}-{factor}``."""
+    return f"pasteback-{variant.removeprefix('edit-')}"
+
+
 def video_names(edits: Iterable[tuple[str, Iterable[float]]], pasteback: bool) -> list[str]:
     """The ``.mp4`` names (without suffix) rule render writes for edits ``[(name, factors), ...]``, in order:
     ``reconstruction``, ``smoothed``, ``pti``, each ``edit-*``, ``fov``, ``side_by_side`` and, with
     paste-back, ``pasteback-{edit}-{factor}`` for each edit variant."""
     variants = [edit_variant_name(name, factor) for name, factors in edits for factor in factors]
-    pasted = [f"pasteback-{name.removeprefix('edit-')}" for name in variants] if pasteback else []
+    pasted = [pasteback_name(name) for name in variants] if pasteback else []
     return ["reconstruction", "smoothed", "pti", *variants, "fov", "side_by_side", *pasted]

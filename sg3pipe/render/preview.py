@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 import torch
-from PIL import Image, PngImagePlugin
 
-from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.pixels import tile, to_uint8
 from sg3pipe.transforms import synthesis_transform
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """``[N, 3, H, W]`` images in [-1, 1] -> ``[N, H, W, 3]`` uint8 RGB."""
-    return images.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def tile(images: np.ndarray, columns: int) -> np.ndarray:
-    """Lay ``[N, H, W, 3]`` images out row by row, ``columns`` per row (missing cells black)."""
-    n, h, w, c = images.shape
-    rows = -(-n // columns)
-    canvas = np.zeros((rows * h, columns * w, c), dtype=images.dtype)
-    for i, image in enumerate(images):
-        r, col = divmod(i, columns)
-        canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = image
-    return canvas
 
 
 @torch.no_grad()
@@ -61,11 +41,3 @@ def transform_strip(G: Generator, seed: int, truncation_psi: float, steps: int, 
     ]
     images = torch.cat([G.synthesis(ws, transform=torch.as_tensor(t, device=device)) for t in sweeps])
     return tile(to_uint8(images), steps)
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray, provenance: dict) -> None:
-    """Write an ``[H, W, 3]`` uint8 image atomically, with the provenance as JSON in a text chunk."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("sg3pipe", json.dumps(provenance))
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, pnginfo=info)

@@ -21,8 +21,8 @@ import copy
 import numpy as np
 import torch
 
-from sg3pipe.inversion import to_tensor
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.pixels import to_tensor
 from sg3pipe.render.variants import Variant, render_images
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sg3pipe.editing.directions import flat_styles_of, flatten_styles, render_flat_styles
 from sg3pipe.io.tables import column_array
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.networks.stylespace import flat_styles_of, flatten_styles, render_flat_styles
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.temporal import SmoothingSettings, smooth_latents
 

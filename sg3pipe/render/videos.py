@@ -1,7 +1,7 @@
 """Render every video of a source video, with its per-frame metrics, in one batched pass over the frames.
 
 Outputs in ``out_dir`` (``results/{video}/videos/``), each with exactly as many frames as the source clip, at
-its rate, with its audio (from the clip's start) when it has one:
+its rate, with its audio (from the clip's first frame, as long as the frames) when it has one:
 
 * ``{variant}.mp4`` for each variant of :mod:`sg3pipe.render.variants` (crop-sized: the unaligned crop window);
 * ``fov.mp4``: the PTI reconstruction on a canvas enlarged by ``fov_pad`` (:func:`sg3pipe.render.fov.expand_fov`);
@@ -36,15 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg3pipe.inversion import to_tensor
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.identity import descriptor_cosine
 from sg3pipe.metrics.temporal import identity_consistency
 from sg3pipe.networks.stylegan3 import Generator
+from sg3pipe.pixels import to_tensor, to_uint8
 from sg3pipe.render.face_parsing import FaceParser, region_mask
 from sg3pipe.render.fov import expand_fov
+from sg3pipe.render.names import pasteback_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
-from sg3pipe.render.preview import to_uint8
 from sg3pipe.render.stitching import stitch
 from sg3pipe.render.variants import Variant, base_variants, edit_variants, render_images
 from sg3pipe.settings import settings
@@ -145,10 +145,11 @@ def render_video(
     metrics = ["l2"] + ["lpips"] * (lpips is not None) + ["identity"] * (identity is not None)
     columns = {f"{metric}.{v.name}": np.full(n, np.nan) for v in variants for metric in metrics}
     descriptors = {name: np.full((n, 128), np.nan) for name in ["source", *(v.name for v in edits)]}
-    audio = {"audio_from": source.video, "audio_start_s": source.clip.get("start_s") or 0.0} if source.has_audio else {}
+    first_s = float(frames_table["time_s"].iloc[0])  # player time of the clip's first frame: the audio's start
+    audio = {"audio_from": source.video, "audio_start_s": first_s} if source.has_audio else {}
     names = [v.name for v in variants] + ["fov", "side_by_side"]
     if settings.pasteback:
-        names += [f"pasteback-{v.name.removeprefix('edit-')}" for v in edits]
+        names += [pasteback_name(v.name) for v in edits]
     started, done = time.monotonic(), 0
     stitching = {}  # edit -> ring L2 before and after the stitching tuning, per batch with its frame count
     with contextlib.ExitStack() as stack:
@@ -207,7 +208,7 @@ def render_video(
                             for key, value in ring.items():
                                 stitching.setdefault(variant.name, {}).setdefault(key, []).append((value, len(use)))
                         out[usable] = paste_back(frames[usable], edited, crop_quad, masks)
-                    sinks[f"pasteback-{variant.name.removeprefix('edit-')}"].write(out)
+                    sinks[pasteback_name(variant.name)].write(out)
             done += len(crops)
         if done != n:
             raise ValueError(

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from sg3pipe.io.tables import write_table
+from sg3pipe.pixels import to_uint8
 from sg3pipe.provenance import provenance
 from sg3pipe.synth.params import NUM_PARAMS, PARAM_NAMES, POSE_NAMES, POSE_SLICE, sample_params, with_values
 from sg3pipe.synth.renderer import attribute_labels, pixel_landmarks, pose_matrices, render
@@ -100,7 +101,7 @@ def render_frames(params: torch.Tensor, resolution: int, batch: int = FRAME_BATC
     """Render ``params`` ``[T, NUM_PARAMS]`` in batches: yields ``[B, H, W, 3]`` uint8 RGB frames."""
     for i in range(0, len(params), batch):
         images = render(params[i : i + batch], resolution).images
-        yield ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        yield to_uint8(images)
 
 
 def truth_table(spec: ClipSpec, params: torch.Tensor) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.loading import load_generator
 from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
+from sg3pipe.pixels import tile, to_uint8
 from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier
 from sg3pipe.synth.params import NUM_LATENT, params_from_normal
 from sg3pipe.synth.renderer import RenderOutput, attribute_labels, render
@@ -448,9 +449,8 @@ def write_training_figures(G: Generator, losses: list[dict], out_dir: Path) -> N
     with torch.no_grad():
         fake = G.synthesis(G.mapping(z), transform=torch.as_tensor(np.linalg.inv(content)))
     real = distillation_batch(z, content, G.img_resolution)
-    grid = torch.cat([real, fake.clamp(-1, 1)]).add(1).mul(127.5).round().byte()
-    grid = grid.reshape(2, 8, 3, G.img_resolution, G.img_resolution).permute(0, 3, 1, 4, 2)
+    grid = tile(to_uint8(torch.cat([real, fake])), 8)  # renderer row above generator row
     from PIL import Image
 
     with atomic_path(out_dir / "samples.png") as tmp:
-        Image.fromarray(grid.reshape(2 * G.img_resolution, 8 * G.img_resolution, 3).numpy()).save(tmp)
+        Image.fromarray(grid).save(tmp)
