@@ -13,6 +13,7 @@ import argparse
 
 from timing import batch_ratio
 
+import sg3pipe.synth  # noqa: F401 - registers the scorer kind `synthetic`
 from sg3pipe import load_generator
 from sg3pipe.devices import pick_device
 from sg3pipe.editing.classifiers import load_scorer

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import sg3pipe.synth  # noqa: F401 - registers the scorer kind `synthetic`
 from sg3pipe import load_generator
 from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.io.tables import column_array, read_table

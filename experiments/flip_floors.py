@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+import sg3pipe.synth  # noqa: F401 - registers the scorer kind `synthetic`
 from sg3pipe import load_generator
 from sg3pipe.editing.classifiers import load_scorer
 from sg3pipe.editing.directions import conditional_normal, fit_boundary, projection_std

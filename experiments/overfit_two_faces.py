@@ -17,7 +17,8 @@ from PIL import Image
 
 from sg3pipe import load_generator
 from sg3pipe.pixels import tile, to_uint8
-from sg3pipe.synth.generator_training import face_params, high_pass
+from sg3pipe.synth.generator_training import high_pass
+from sg3pipe.synth.params import face_params
 from sg3pipe.synth.renderer import render
 
 

@@ -111,21 +111,6 @@ class LatentDiscriminator(nn.Module):
         return w[:, 0]
 
 
-def synthetic_source(G: Generator) -> ImageSource:
-    """The synthetic world's aligned faces: renderer images at the identity pose (what alignment produces)
-    of ``z ~ N(0, I)``, with the latents ``G.mapping(z)`` that the generator was distilled to draw them with."""
-    from sg3pipe.synth.generator_training import face_params
-    from sg3pipe.synth.renderer import render
-
-    def sample(n: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn(n, G.z_dim, generator=rng)
-        with torch.no_grad():
-            ws = G.mapping(z.to(G.mapping.w_avg.device)).cpu()
-        return render(face_params(z), G.img_resolution).images, ws
-
-    return sample
-
-
 def aligned_video_source(videos: list[str | os.PathLike], tables: list[str | os.PathLike]) -> ImageSource:
     """Frames of aligned videos (``aligned.mkv`` of rule frames) whose ``frames.parquet`` status is usable,
     held in memory as uint8; latents unknown."""
@@ -168,7 +153,7 @@ def train_encoder(
         out_dir: working folder: ``checkpoint.pt`` (every ``cfg.checkpoint_every`` steps, atomic; resumed from
             when made with the same config), ``losses.json``, ``loss.png`` and ``validation.png``.
         G: the generator (not modified; its ``mapping.w_avg`` is the starting latent).
-        source: training images (see :data:`ImageSource`), e.g. :func:`synthetic_source`.
+        source: training images (see :data:`ImageSource`), e.g. :func:`aligned_video_source`.
         lpips: a LPIPS module taking two ``[N, 3, H, W]`` batches in [-1, 1] (see sg3pipe.metrics.lpips_loader).
         identity: an identity loss ``(y_hat, y) -> [N]`` (see sg3pipe.metrics.arcface.load_identity_loss).
         time_limit_s: stop early (after a checkpoint) so a long run can be split over several invocations.

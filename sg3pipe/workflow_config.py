@@ -117,21 +117,12 @@ def _check_directions(config: dict) -> None:
         )
 
 
-def scorer_attributes(spec: dict, workflow_dir: str | os.PathLike) -> list[str]:
-    """The attribute names a scorer spec (config ``models.scorer``) scores, read without loading its weights."""
-    if spec["kind"] == "anycost":
-        from sg3pipe.editing.classifiers import CELEBA_ATTRIBUTES
-
-        return list(CELEBA_ATTRIBUTES)
-    if spec["kind"] == "torch":
-        return list(spec.get("output_names") or [])
-    from sg3pipe.synth.classifier import classifier_names
-
-    return classifier_names(_path(workflow_dir, spec["path"]))
-
-
 def _check_edits(config: dict, workflow_dir) -> None:
     """Every edit names a direction that rule directions writes."""
+    from sg3pipe.editing.classifiers import scorer_names
+    from sg3pipe.stages import scorer_kinds_registered
+
+    scorer_kinds_registered()
     if not config["edits"]:
         return
     directions = config["directions"]
@@ -139,7 +130,7 @@ def _check_edits(config: dict, workflow_dir) -> None:
     scorer_path = _path(workflow_dir, scorer["path"])
     if scorer["kind"] != "torch" and not scorer_path.exists():
         return  # Snakemake names the missing input of rule direction_samples
-    attributes = scorer_attributes(scorer, workflow_dir)
+    attributes = scorer_names({**scorer, "path": str(scorer_path)})
     names = {*attributes, *(f"{a}.s" for a in attributes), *(directions.get("pretrained") or {})}
     if directions["conditional"] and len(attributes) > 1:
         names |= {f"{a}.cond" for a in attributes}

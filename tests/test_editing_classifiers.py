@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ import torchvision
 from conftest import assert_close_to_scale
 from torch import nn
 
-from sg3pipe.editing.classifiers import ScorerFileError, load_scorer
+from sg3pipe.editing.classifiers import ScorerFileError, load_scorer, scorer_names
 from sg3pipe.synth.classifier import SynthAttributeNet, save_classifier
 
 # The 40 attributes in the order of the predictor's logit pairs, as in the official anycost-gan
@@ -237,3 +239,26 @@ def test_synthetic_scorer_is_the_sigmoid_of_the_classifiers_logits(tmp_path):
         load_scorer({"kind": "clip", "path": str(path)})
     with pytest.raises(ValueError, match=r"shape \[N, 3, H, W\]"):
         scorer(images[0])
+
+
+def test_scorer_names_are_read_without_the_weights(tmp_path):
+    names = ["smile", "glasses"]
+    path = save_classifier(SynthAttributeNet(names), tmp_path / "classifier.safetensors")
+    assert scorer_names({"kind": "synthetic", "path": str(path)}) == names
+    assert scorer_names({"kind": "anycost", "path": str(tmp_path / "not-read.pt")})[31] == "Smiling"
+    assert scorer_names({"kind": "torch", "path": "x", "output_names": ["a", "b"]}) == ["a", "b"]
+
+
+def test_the_editing_and_training_code_does_not_know_the_synthetic_world():
+    # The synthetic world plugs in (its scorer kind registers on import of sg3pipe.synth); the library's editing,
+    # training and analysis modules import nothing of it.
+    code = (
+        "import importlib, pkgutil, sys, sg3pipe.editing\n"
+        "names = [m.name for m in pkgutil.iter_modules(sg3pipe.editing.__path__, 'sg3pipe.editing.')]\n"
+        "names += ['sg3pipe.encoder_training', 'sg3pipe.inversion', 'sg3pipe.pti', 'sg3pipe.render.videos']\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sg3pipe.synth')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from sg3pipe import load_encoder, load_generator
-from sg3pipe.encoder_training import EncoderTrainingConfig, encoder_quality, synthetic_source
+from sg3pipe.encoder_training import EncoderTrainingConfig, encoder_quality
+from sg3pipe.synth.plugins import synthetic_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "synth_encoder.safetensors"

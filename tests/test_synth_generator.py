@@ -19,13 +19,13 @@ from sg3pipe import load_generator
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.synth.generator_training import (
     GeneratorTrainingConfig,
-    face_params,
     generator_psnr,
     train_generator,
     translation_equivariance_psnr,
     update_ema,
     widen_from,
 )
+from sg3pipe.synth.params import face_params
 from sg3pipe.synth.renderer import attribute_labels
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
 """Attribute scorers: images -> the probability that each of a list of face attributes is present.
 
-One small interface (:class:`AttributeScorer`) over three kinds of model, built by :func:`load_scorer`:
+One small interface (:class:`AttributeScorer`) over kinds of model, built by :func:`load_scorer`; other packages
+add kinds of their own with :func:`register_scorer_kind` (the synthetic world adds ``synthetic``):
 
-- ``synthetic``: the synthetic world's classifier (:mod:`sg3pipe.synth.classifier`), scores ``sigmoid(logits)``.
 - ``torch``: any TorchScript file, or a state dict of a torchvision classification model, with a short config
   saying how images are resized and normalised and how outputs become scores.
 - ``anycost``: the official AnyCost-GAN attribute predictor (mit-han-lab/anycost-gan) that stylegan3-editing's
@@ -23,7 +23,8 @@ import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +34,6 @@ from torch import nn
 
 from sg3pipe.io.errors import ModelFileError
 from sg3pipe.io.official_pickle import load_torch_file
-from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier
 
 # The 40 CelebA attributes in the order of the AnyCost predictor's logit pairs (``attr_list`` of the official
 # anycost-gan metrics/attribute_consistency.py and stylegan3-editing's interfacegan/helpers/anycostgan.py).
@@ -55,7 +55,8 @@ TORCH_FORMATS = ("torchscript", "state_dict")
 REFUSAL = "a state dict has no need of (only tensors and plain containers are allowed)"
 
 
-def _frozen(net: nn.Module) -> nn.Module:
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` in eval mode with no parameter gradients (gradients still reach the images when asked for)."""
     # Eval mode (batch norm uses its running statistics) and no parameter gradients; gradients still reach the
     # images when asked for. Parameter by parameter, because TorchScript modules have no requires_grad_().
     for parameter in net.parameters():
@@ -96,17 +97,6 @@ class AttributeScorer:
         return {name: scores[:, k] for k, name in enumerate(self.names)}
 
 
-class SynthScorer(AttributeScorer):
-    """The synthetic world's classifier: scores ``sigmoid(net(images))``, names ``net.names``."""
-
-    def __init__(self, net: SynthAttributeNet):
-        self.net = _frozen(net)
-        self.names = list(net.names)
-
-    def scores(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(images))
-
-
 def outputs_needed(n_names: int, activation: str) -> int:
     """How many outputs per image a model needs for ``n_names`` attributes under ``activation``."""
     if activation not in ACTIVATIONS:
@@ -135,7 +125,7 @@ class TorchModelScorer(AttributeScorer):
     ):
         if (mean is None) != (std is None) or (mean is not None and (len(mean) != 3 or len(std) != 3)):
             raise ValueError(f"mean and std must both be 3 numbers or both be omitted, got {mean!r} and {std!r}")
-        self.net = _frozen(net)
+        self.net = frozen(net)
         self.names = list(names)
         self.input_size = int(input_size)
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -178,7 +168,7 @@ class AnyCostScorer(AttributeScorer):
     """
 
     def __init__(self, net: torchvision.models.ResNet):
-        self.net = _frozen(net)
+        self.net = frozen(net)
         self.names = list(CELEBA_ATTRIBUTES)
 
     def scores(self, images: torch.Tensor) -> torch.Tensor:
@@ -323,24 +313,59 @@ def load_torch_model_scorer(config: Mapping, device: str | torch.device = "cpu")
 
 
 def load_scorer(spec: Mapping, device: str | torch.device = "cpu") -> AttributeScorer:
-    """The scorer a spec describes: ``{"kind": "synthetic" | "torch" | "anycost", "path": ..., ...}``.
-
-    ``synthetic`` and ``anycost`` take only ``kind`` and ``path``; ``torch`` takes the config keys of
-    :func:`load_torch_model_scorer`.
+    """The scorer a spec describes: ``{"kind": ..., "path": ..., ...}`` with a kind of :func:`scorer_kinds`:
+    ``torch`` takes the config keys of :func:`load_torch_model_scorer`; ``anycost``, and kinds other packages
+    register (:func:`register_scorer_kind`, e.g. the synthetic world's ``synthetic`` on ``import sg3pipe.synth``),
+    take only ``kind`` and ``path``.
 
     Raises:
         ValueError: an unknown kind or key.
         FileNotFoundError: no file at ``path``.
-        ModelFileError: the file cannot be used (``ScorerFileError``, or ``ClassifierFileError`` for ``synthetic``).
+        ModelFileError: the file cannot be used.
     """
+    kind, rest = _kind_of(spec)
+    if kind == "torch":
+        return load_torch_model_scorer(rest, device)
+    return _KINDS[kind].load(rest["path"], device)
+
+
+def scorer_names(spec: Mapping) -> list[str]:
+    """The attribute names a spec's scorer scores, in the order of its outputs, without loading its weights."""
+    kind, rest = _kind_of(spec)
+    if kind == "torch":
+        return list(rest.get("output_names") or [])
+    return list(_KINDS[kind].names(rest["path"]))
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    """How a kind of scorer file is read: ``load(path, device) -> AttributeScorer`` and ``names(path) -> list``
+    (its attribute names, read cheaply)."""
+
+    load: Callable[[str, str | torch.device], AttributeScorer]
+    names: Callable[[str], list[str]]
+
+
+_KINDS: dict[str, ScorerKind] = {
+    "anycost": ScorerKind(load_anycost_scorer, lambda path: list(CELEBA_ATTRIBUTES)),
+}
+
+
+def register_scorer_kind(kind: str, scorer_kind: ScorerKind) -> None:
+    """Make ``{"kind": kind, "path": ...}`` specs load with ``scorer_kind`` (a plug-in's scorer files)."""
+    _KINDS[kind] = scorer_kind
+
+
+def scorer_kinds() -> list[str]:
+    """The scorer kinds :func:`load_scorer` reads now."""
+    return ["torch", *_KINDS]
+
+
+def _kind_of(spec: Mapping) -> tuple[str, dict]:
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    if kind == "torch":
-        return load_torch_model_scorer(spec, device)
-    if kind not in ("synthetic", "anycost"):
-        raise ValueError(f"scorer kind must be 'synthetic', 'torch' or 'anycost', got {kind!r}")
-    if set(spec) != {"path"}:
+    if kind != "torch" and kind not in _KINDS:
+        raise ValueError(f"scorer kind must be one of {scorer_kinds()}, got {kind!r}")
+    if kind != "torch" and set(spec) != {"path"}:
         raise ValueError(f"a '{kind}' scorer spec takes only 'kind' and 'path', got {sorted(spec)}")
-    if kind == "synthetic":
-        return SynthScorer(load_classifier(spec["path"], device))
-    return load_anycost_scorer(spec["path"], device)
+    return kind, spec

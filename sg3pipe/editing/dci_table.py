@@ -2,8 +2,8 @@
 
 The codes of the direction-finding samples: ``w`` (one W row), ``s`` (StyleSpace) and, when an encoder is
 given, W+ as the encoder inverts the samples' renders (the codes videos are edited in; a mapped sample's
-W+ would be 16 copies of its W). The factors are the scorer's attribute scores and, for the synthetic world,
-the renderer's true parameters of the attributes (``face_params(z)``).
+W+ would be 16 copies of its W). The factors are the scorer's attribute scores and any factors known for the
+same samples (the caller's: e.g. a synthetic world's true parameters behind each attribute).
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from sg3pipe.editing.dci import dci
 from sg3pipe.editing.direction_finding import SCORE_PREFIX, attributes_of
 from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring
 from sg3pipe.networks.stylegan3 import Generator
-from sg3pipe.synth.generator_training import face_params
-from sg3pipe.synth.params import PARAM_INDEX
-from sg3pipe.synth.renderer import LABELS
 
 
 @torch.no_grad()
@@ -68,14 +65,10 @@ def dci_table(
     return pd.DataFrame(rows)
 
 
-def dci_factors(samples: pd.DataFrame, arrays: dict[str, np.ndarray], renderer: bool) -> dict[str, np.ndarray]:
+def dci_factors(samples: pd.DataFrame, known: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The factor sets of the table: ``scores`` (the scorer's attribute scores, logit-transformed so the
-    regressors see more than saturated probabilities) and, with ``renderer`` (the synthetic world's
-    generator, whose ``z`` fixes the renderer's face), ``renderer``: the true parameters behind each attribute."""
+    regressors see more than saturated probabilities) and each of ``known`` (name -> ``[N, K]`` factors known for
+    the same samples, e.g. a synthetic world's true parameters behind each attribute)."""
     names = [SCORE_PREFIX + attribute for attribute in attributes_of(samples)]
     scores = np.clip(samples[names].to_numpy(np.float64), 1e-6, 1 - 1e-6)
-    factors = {"scores": np.log(scores / (1 - scores))}
-    if renderer:
-        params = face_params(torch.from_numpy(arrays["z"])).numpy()
-        factors["renderer"] = params[:, [PARAM_INDEX[param] for param, _, _ in LABELS.values()]]
-    return factors
+    return {"scores": np.log(scores / (1 - scores)), **(known or {})}

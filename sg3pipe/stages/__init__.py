@@ -15,3 +15,11 @@ Stages import the library inside their functions: a rule file imports its stage 
 parsed (for what a config section adds to the rule, e.g. :func:`sg3pipe.stages.render.pti_outputs`), and parsing
 must not load every model's code for each of a cluster's jobs.
 """
+
+from __future__ import annotations
+
+
+def scorer_kinds_registered() -> None:
+    """Register the scorer kinds of the plug-ins the workflow ships (the synthetic world's ``synthetic``), so
+    that a config's ``models.scorer`` may name them."""
+    import sg3pipe.synth  # noqa: F401 - importing it registers its kinds

@@ -24,10 +24,12 @@ def flip_table(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> N
     from sg3pipe.devices import pick_device
     from sg3pipe.editing.classifiers import load_scorer
     from sg3pipe.editing.flips import describe_flips, flip_tables
+    from sg3pipe.stages import scorer_kinds_registered
 
     device = pick_device(config["device"])
     analysis = config["analysis"]
     G = load_generator(inputs["generator"], device)
+    scorer_kinds_registered()
     scorer = load_scorer(config["scorer"], device)
     factor, n = analysis["flip_factor"], analysis["flip_samples"]
     table = flip_tables(G, scorer, Path(inputs["directions"]).parent, factor, n, _render_settings(config))
@@ -64,10 +66,16 @@ def dci(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
         encoder = load_encoder(inputs["encoder"], device)
         codes["W+ (encoder)"] = encoder_codes(G, encoder, arrays["w"], _render_settings(config))
         models["encoder"] = inputs["encoder"]
-    factors = dci_factors(samples, arrays, analysis["renderer_factors"])
+    known = {}
+    if analysis["renderer_factors"]:
+        from sg3pipe.synth.plugins import renderer_factors
+
+        known["renderer"] = renderer_factors(arrays["z"])
+    factors = dci_factors(samples, known)
     table = dci_table(codes, factors, analysis["dci_regressor"], jobs=threads)
     title = f"DCI ({analysis['dci_regressor']} importances, {len(samples)} samples)"
-    write_analysis(outputs, table, table.round(3).to_string(index=False), title, {"analysis": analysis}, models)
+    text = f"{title}\n{table.round(3).to_string(index=False)}\n"
+    write_analysis(outputs, table, text, title, {"analysis": analysis}, models)
 
 
 def rotation_control(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
@@ -104,8 +112,8 @@ def rotation_control(inputs: dict, outputs: dict, config: dict, threads: int = 1
         "Mean absolute change against the base image (angles in degrees, shifts in image widths; identity: dlib "
         f"cosine similarity) over {analysis['rotation_samples']} bases x {analysis['rotation_variants']} variants"
     )
-    write_analysis(outputs, table, summary.round(4).to_string(), title, {"analysis": analysis},
-                   {"generator": inputs["generator"]})  # fmt: skip
+    text = f"{title}\n{summary.round(4).to_string()}\n"
+    write_analysis(outputs, table, text, title, {"analysis": analysis}, {"generator": inputs["generator"]})
     rotation_control_plot(outputs["grid"], grids, summary)
 
 
@@ -119,16 +127,16 @@ def _render_settings(config: dict):
 
 def write_analysis(outputs: dict, table: pd.DataFrame, text: str, title: str, settings: dict, models: dict) -> None:
     """Write an analysis: ``outputs["table"]`` (Parquet, with provenance of ``settings`` and ``models``),
-    ``outputs["text"]`` (``title`` then ``text``) and, when named, ``outputs["html"]`` (the table under
-    ``title``); the text also goes to the log."""
+    ``outputs["text"]`` and, when named, ``outputs["html"]`` (the table under ``title``); the text also goes to
+    the log."""
     from sg3pipe.io.atomic import atomic_path
     from sg3pipe.io.html import html_table
     from sg3pipe.io.tables import write_frame
     from sg3pipe.provenance import provenance
 
-    log.info("%s\n%s", title, text)
+    log.info("\n%s", text)
     write_frame(outputs["table"], table, {"provenance": provenance(settings, models)})
     with atomic_path(outputs["text"]) as tmp:
-        tmp.write_text(f"{title}\n{text}\n")
+        tmp.write_text(text)
     if "html" in outputs:
         html_table(outputs["html"], table, title)

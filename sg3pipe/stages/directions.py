@@ -26,11 +26,13 @@ def direction_samples(inputs: dict, outputs: dict, config: dict, threads: int = 
     from sg3pipe.editing.classifiers import load_scorer
     from sg3pipe.editing.sampling import SamplingSettings, join_chunks, sample_to_chunks
     from sg3pipe.provenance import provenance
+    from sg3pipe.stages import scorer_kinds_registered
 
     device = pick_device(config["device"])
     opts = config["directions"]
     settings = SamplingSettings(n=opts["samples"], **{key: opts[key] for key in SAMPLING_KEYS})
     G = load_generator(inputs["generator"], device)
+    scorer_kinds_registered()
     scorer = load_scorer(config["scorer"], device)
     record = provenance({"directions": opts}, {"generator": inputs["generator"], "scorer": inputs["scorer"]})
     join_chunks(sample_to_chunks(G, scorer, config["workdir"], settings, record), outputs["samples"])

@@ -80,9 +80,9 @@ def synth_encoder(inputs: dict, outputs: dict, config: dict, threads: int = 1) -
     """Train the synthetic world's ReStyle-e4e encoder against ``inputs["generator"]`` on aligned renders with
     :class:`sg3pipe.encoder_training.EncoderTrainingConfig`'s defaults (the shipped model's), no LPIPS and no
     identity loss; write ``outputs["encoder"]`` and ``outputs["quality"]``."""
-    from sg3pipe.encoder_training import synthetic_source
     from sg3pipe.networks.loading import load_generator
     from sg3pipe.stages.train_encoder import fit_encoder
+    from sg3pipe.synth.plugins import synthetic_source
 
     G = load_generator(inputs["generator"])
     fit_encoder(G, synthetic_source(G), outputs, {}, {"weights": None, "net": "alex"}, None, config)

@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.loading import load_generator
-from sg3pipe.networks.stylegan3 import Generator, normalize_2nd_moment
+from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.pixels import tile, to_uint8
 from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier
-from sg3pipe.synth.params import NUM_LATENT, params_from_normal
+from sg3pipe.synth.params import face_params
 from sg3pipe.synth.renderer import RenderOutput, attribute_labels, render
 from sg3pipe.training import cosine_lr, resume, save_checkpoint
 from sg3pipe.transforms import make_transform
@@ -93,11 +93,6 @@ class GeneratorTrainingConfig:
             **arch,
             **self.synthesis_kwargs,
         )
-
-
-def face_params(z: torch.Tensor) -> torch.Tensor:
-    """The face a latent ``z [N, z_dim]`` stands for: ``[N, NUM_PARAMS]`` renderer parameters, identity pose."""
-    return params_from_normal(normalize_2nd_moment(z.float())[:, :NUM_LATENT])
 
 
 def random_transforms(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sg3pipe.networks.stylegan3 import normalize_2nd_moment
+
 
 @dataclass(frozen=True)
 class Param:
@@ -131,3 +133,10 @@ def sample_params(n: int, seed_or_generator: int | torch.Generator) -> torch.Ten
         else torch.empty(0, NUM_LATENT)
     )
     return params_from_normal(u)
+
+
+def face_params(z: torch.Tensor) -> torch.Tensor:
+    """The face a generator latent ``z [N, z_dim]`` (``z_dim >= NUM_LATENT``) stands for: ``[N, NUM_PARAMS]``
+    renderer parameters at the identity pose (its first ``NUM_LATENT`` normalised entries through
+    :func:`params_from_normal`)."""
+    return params_from_normal(normalize_2nd_moment(z.float())[:, :NUM_LATENT])
