@@ -7,7 +7,7 @@ in this benchmark.
 Each run has its own folder; the time of each per-video job is its `benchmark:` record (wall seconds), so the
 model-level jobs both runs share (direction finding, the generator preview) are left out. PTI, inside the render
 job, is the method's training (batch 2 in both) and costs the same in both runs. Prints seconds per rule, frames/s
-of the chain, and the ratio. What it measured, and why the frames job gains least: docs/findings.md.
+of the chain, and the ratio. What it measured, and why the frames job gains least: docs/results.md.
 
     python benchmarks/bench_chain.py
     python benchmarks/bench_chain.py --frames 100 --pti-steps 100

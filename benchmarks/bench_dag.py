@@ -3,7 +3,7 @@
 Writes a manifest of N rows (every row points at the bundled sample clip, so each video's chain is the
 sample's), runs ``snakemake -n`` on it in an empty working folder, and prints the wall time and the number of
 jobs for each N. The target: 10,000 videos in at most 60 s on 2 cores, growing linearly. What it measured, and
-what each job per video costs: docs/findings.md.
+what each job per video costs: docs/results.md.
 
     python benchmarks/bench_dag.py --sizes 1000 5000 10000
 """
