@@ -15,9 +15,11 @@ after danielroich/PTI):
 
 What this module does differently: the input generator is never modified (a deep copy is tuned); the
 batches are drawn with a seeded ``torch.Generator`` from the usable frames only (frames with NaN latents are
-never rendered); the early stop (:class:`EarlyStop`) is a plateau test on the loss that cannot run past
-``steps``; and the run is resumable from ``work_dir/checkpoint.pt`` (sg3pipe.training), so a long tuning can
-be split over several jobs with ``time_limit_s`` or ``max_steps_this_run``.
+never rendered) and read by frame index from a file of the crops (sg3pipe.video.frame_store), so memory holds
+a batch of crops, not the clip (the official code loads every frame); the early stop (:class:`EarlyStop`) is a
+plateau test on the loss that cannot run past ``steps``; and the run is resumable from ``work_dir/checkpoint.pt``
+(sg3pipe.training), so a long tuning can be split over several jobs with ``time_limit_s`` or
+``max_steps_this_run``.
 
 A run that stopped for time (``PTIResult.outcome == "interrupted"``) leaves only its checkpoint: callers write
 the tuned generator (``sg3pipe.networks.loading.save_generator``) only when ``PTIResult.done``.
@@ -47,12 +49,14 @@ from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.pixels import to_tensor
 from sg3pipe.settings import settings as settings_from_config
 from sg3pipe.training import CheckpointMismatchError, remove_checkpoint, resume, save_checkpoint
-from sg3pipe.video.decode import read_all_frames
+from sg3pipe.video.frame_store import FrameStore
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("completed", "early_stop", "interrupted")
 LOSS_COLUMNS = ("step", "loss", "l2", "lpips")
+CROPS_FILE = "crops.u8"  # tune_video's random-access copy of crops.mkv in the working folder, deleted after the run
+HASH_CHUNK = 8  # crops hashed at once by the resume fingerprint
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ class PTIResult:
 class _Video:
     """One video's tuning data, checked; ``index`` lists the usable frames (the only ones ever rendered)."""
 
-    crops: np.ndarray  # [N, R, R, 3] uint8
+    crops: np.ndarray | FrameStore  # [N, R, R, 3] uint8; read only by index (the frames of a batch)
     ws: torch.Tensor  # [N, num_ws, w_dim] float32 on the generator's device
     synthesis_transforms: torch.Tensor  # [N, 3, 3] float32 inverse(M) on the device; identity where unusable
     usable: np.ndarray  # [N] bool
@@ -162,7 +166,7 @@ class _Video:
 
 def tune_generator(
     G: Generator,
-    crops: np.ndarray,
+    crops: np.ndarray | FrameStore,
     ws: np.ndarray | torch.Tensor,
     transforms: np.ndarray | torch.Tensor,
     settings: PTISettings,
@@ -177,6 +181,8 @@ def tune_generator(
     Args:
         G: the generator to start from; not modified. The tuning runs on its device.
         crops: ``[N, R, R, 3]`` uint8 unaligned crops (``R = G.img_resolution``); pixel ``x`` is ``x / 127.5 - 1``.
+            An array, or a :class:`~sg3pipe.video.frame_store.FrameStore` on disk: only the frames of each batch
+            are then read, so the memory of the tuning does not grow with the clip.
         ws: ``[N, num_ws, w_dim]`` float32 pivot latents (fixed), NaN for frames that were not inverted.
         transforms: ``[N, 3, 3]`` float64 content-moving crop transforms ``M``; each frame renders with
             ``transform=inverse(M)``. Only usable frames' matrices are read.
@@ -319,7 +325,7 @@ def _render(G: Generator, video: _Video, frames: np.ndarray) -> tuple[torch.Tens
 
 def evaluate_l2(
     G: Generator,
-    crops: np.ndarray,
+    crops: np.ndarray | FrameStore,
     ws: np.ndarray | torch.Tensor,
     transforms: np.ndarray | torch.Tensor,
     usable: np.ndarray | None = None,
@@ -356,14 +362,15 @@ def pti_loss_table(losses: list[dict]) -> dict[str, np.ndarray]:
 
 def _video(
     G: Generator,
-    crops: np.ndarray,
+    crops: np.ndarray | FrameStore,
     ws: np.ndarray | torch.Tensor,
     transforms: np.ndarray | torch.Tensor,
     usable: np.ndarray | None,
     device: torch.device,
 ) -> _Video:
     """Check the inputs' shapes and types against ``G`` and each other, and put them in one :class:`_Video`."""
-    crops = np.asarray(crops)
+    if not isinstance(crops, FrameStore):
+        crops = np.asarray(crops)
     ws = torch.as_tensor(ws).detach().to("cpu", torch.float32)
     transforms = torch.as_tensor(transforms).detach().to("cpu", torch.float64)
     n, r = len(crops), G.img_resolution
@@ -410,7 +417,10 @@ def _fingerprint(G: Generator, video: _Video, lpips: nn.Module | None) -> str:
     for prefix, module in modules.items():
         for key, tensor in module.state_dict().items():
             add(f"{prefix}.{key}", tensor.detach().to("cpu").numpy())
-    add("crops", video.crops)
+    crops = video.crops  # hashed a chunk at a time: the same digest as the whole array's bytes
+    digest.update(f"crops {crops.dtype} {crops.shape};".encode())
+    for start in range(0, len(crops), HASH_CHUNK):
+        digest.update(np.ascontiguousarray(crops[start : start + HASH_CHUNK]).data)
     add("ws", video.ws.cpu().numpy())
     add("synthesis_transforms", video.synthesis_transforms.cpu().numpy())
     add("usable", video.usable)
@@ -433,7 +443,8 @@ def tune_video(
         paths: ``frames`` and ``latents`` (tables; the pivots are the raw per-frame latents and the transforms
             the frames stage's) and ``crops`` (``crops.mkv``).
         work_dir: the checkpoint's folder (:func:`tune_generator`); removed once the results are written unless
-            ``settings.keep_checkpoint``.
+            ``settings.keep_checkpoint``. While the tuning runs it also holds the crops decoded into a file read by
+            frame index (:data:`CROPS_FILE`, ``R * R * 3`` bytes a frame), deleted when the call ends, however it ends.
         outputs: ``losses`` (one row per step; the metadata holds the mean per-frame MSE of the transformed
             render before and after, ``start_l2`` and ``end_l2``, and the outcome), ``curve`` (a PNG of the loss
             per step) and optionally ``generator`` (sg3pipe ``.safetensors``; its metadata keeps the SHA-256 of
@@ -448,15 +459,18 @@ def tune_video(
     ws = column_array(latents, "latent", tuple(meta["shapes"]["latent"]))
     transforms = column_array(frames, "transform", (3, 3)).astype(np.float64)
     usable = latents["inverted"].to_numpy().astype(bool)
-    crops = read_all_frames(paths["crops"])
-    if len(crops) != len(ws):
-        raise ValueError(f"{paths['crops']} holds {len(crops)} frames but {paths['latents']} lists {len(ws)}; "
-                         "rerun the frames and encode rules for this video")  # fmt: skip
-    start_l2 = evaluate_l2(G, crops, ws, transforms, usable)
-    result = tune_generator(G, crops, ws, transforms, settings, work_dir, lpips, usable, time_limit_s)
-    if not result.done:
-        return result
-    end_l2 = evaluate_l2(result.generator, crops, ws, transforms, usable)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # The batches are random frames: decoded once into a file read by index, never all held at once.
+    with FrameStore.from_video(paths["crops"], work_dir / CROPS_FILE) as crops:
+        if len(crops) != len(ws):
+            raise ValueError(f"{paths['crops']} holds {len(crops)} frames but {paths['latents']} lists {len(ws)}; "
+                             "rerun the frames and encode rules for this video")  # fmt: skip
+        start_l2 = evaluate_l2(G, crops, ws, transforms, usable)
+        result = tune_generator(G, crops, ws, transforms, settings, work_dir, lpips, usable, time_limit_s)
+        if not result.done:
+            return result
+        end_l2 = evaluate_l2(result.generator, crops, ws, transforms, usable)
     metadata = {
         "provenance": provenance or {},
         "pti": dataclasses.asdict(settings),

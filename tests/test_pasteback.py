@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sg3pipe.faces.alignment import ffhq_quad, quad_sampling_matrix, square_quad, warp_quad
+from sg3pipe.render import pasteback
 from sg3pipe.render.pasteback import (
     crop_sampling_matrix,
     face_mask,
@@ -237,6 +238,22 @@ def test_the_face_mask_lands_on_the_face(faces):
         [paste_back(frames[i : i + 1], crops[i : i + 1], quads[i], masks[i : i + 1]) for i in range(3)]
     )
     np.testing.assert_array_equal(one_by_one, pasted)
+
+
+def test_frames_are_resampled_a_few_at_a_time_with_the_bytes_of_all_at_once(faces, monkeypatch):
+    """paste_back's float buffers hold at most PASTE_CHUNK_PIXELS frame pixels under the quads (about 70 bytes
+    each), however many frames it is given."""
+    quads, frames = faces["quads"], faces["frames"]
+    masks = face_mask(frame_to_crop(faces["landmarks"], quads, R), R, 2.0, 4.0)
+    crops = np.random.default_rng(0).integers(0, 256, (3, R, R, 3), dtype=np.uint8)
+    sizes = []
+    blend = pasteback._blend
+    monkeypatch.setattr(pasteback, "_blend", lambda source, *rest: sizes.append(source.shape) or blend(source, *rest))
+    whole = paste_back(frames, crops, quads, masks)
+    box = sizes[0][1] * sizes[0][2]
+    monkeypatch.setattr(pasteback, "PASTE_CHUNK_PIXELS", 2 * box)
+    np.testing.assert_array_equal(paste_back(frames, crops, quads, masks), whole)
+    assert [shape[0] for shape in sizes] == [3, 2, 1]
 
 
 def test_quads_outside_the_frame_and_bad_shapes():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ import pytest
 import safetensors
 import torch
 import torchvision
+from generators import make_generator
 
-from sg3pipe.io.tables import read_table, write_table
+from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.lpips_loader import load_lpips
 from sg3pipe.networks.loading import load_generator, save_generator
 from sg3pipe.pixels import to_uint8
@@ -32,9 +34,13 @@ from sg3pipe.pti import (
     pti_settings,
     running_mean,
     tune_generator,
+    tune_video,
 )
 from sg3pipe.training import CHECKPOINT
 from sg3pipe.transforms import make_transform
+from sg3pipe.video.decode import read_all_frames
+from sg3pipe.video.frame_store import FrameStore
+from sg3pipe.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "models" / "synth_generator.safetensors"
@@ -285,3 +291,80 @@ def test_running_mean_averages_each_value_with_the_ones_before_it():
     np.testing.assert_allclose(running_mean(values, 2), [4.0, 3.0, 4.0, 3.0, 4.0])
     np.testing.assert_allclose(running_mean(values, 3), [4.0, 3.0, 4.0, 8 / 3, 14 / 3])
     np.testing.assert_allclose(running_mean(values, 1), values)
+
+
+def write_video_tables(folder: Path, crops: np.ndarray, pivots: np.ndarray, transforms: np.ndarray) -> dict:
+    """``crops.mkv`` (lossless) and the frames and latents tables of a pseudo video, as the frames and encode stages
+    write them: the paths ``tune_video`` reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(crops)
+    write_video(folder / "crops.mkv", crops, 25.0, codec="lossless")
+    write_table(folder / "frames.parquet", {"frame": np.arange(n), "transform": transforms.reshape(n, 9)}, {})
+    inverted = np.isfinite(pivots).all(axis=(1, 2))
+    latents = {"frame": np.arange(n), "latent": pivots, "inverted": inverted}
+    write_table(folder / "latents.parquet", latents, {"shapes": {"latent": list(pivots.shape[1:])}})
+    return {name: folder / f"{name}.parquet" for name in ("frames", "latents")} | {"crops": folder / "crops.mkv"}
+
+
+def test_tune_video_reads_the_crops_from_the_file_with_the_result_of_the_crops_in_memory(G, video, tmp_path):
+    crops, pivots, transforms, _ = video
+    paths = write_video_tables(tmp_path / "video", crops, pivots, transforms)
+    s = PTISettings(steps=4, lr=3e-3, batch=2, checkpoint_every=2, seed=2)
+    outputs = {"losses": tmp_path / "loss.parquet", "curve": tmp_path / "loss.png"}
+    from_file = tune_video(paths, G, s, tmp_path / "work", outputs)
+    assert not (tmp_path / "work").exists()  # the crops file goes with the working folder
+
+    # Every crop decoded at once, as the tables give the pivots and transforms: the same draws, losses and weights.
+    frames, _ = read_table(paths["frames"])
+    latents, _ = read_table(paths["latents"])
+    ws = column_array(latents, "latent", pivots.shape[1:])
+    matrices = column_array(frames, "transform", (3, 3)).astype(np.float64)
+    in_memory = read_all_frames(paths["crops"])
+    np.testing.assert_array_equal(in_memory, crops)
+    reference = tune_generator(G, in_memory, ws, matrices, s, tmp_path / "memory")
+    assert_same_losses(from_file.losses, reference.losses)
+    assert_same_weights(from_file.generator, reference.generator)
+    _, meta = read_table(outputs["losses"])
+    assert meta["start_l2"] == float(np.mean(evaluate_l2(G, in_memory, ws, matrices)))
+    assert meta["end_l2"] == float(np.mean(evaluate_l2(reference.generator, in_memory, ws, matrices)))
+
+    # A checkpoint of a tuning on the array resumes on the store: the inputs' fingerprint is the same.
+    keeping = dataclasses.replace(s, keep_checkpoint=True)
+    first = tune_generator(G, in_memory, ws, matrices, keeping, tmp_path / "split", max_steps_this_run=2)
+    with FrameStore.from_video(paths["crops"], tmp_path / "crops.u8") as store:
+        resumed = tune_generator(G, store, ws, matrices, s, tmp_path / "split", max_steps_this_run=1)
+    assert len(first.losses) == 2 and len(resumed.losses) == 3  # went on from step 2 instead of starting over
+    assert_same_losses(resumed.losses, reference.losses[:3])
+
+
+def test_the_memory_of_tune_video_does_not_grow_with_the_clip(tmp_path):
+    """tracemalloc's peak (numpy's arrays and Python objects; torch's tensors are not traced) of a tuning of a clip
+    and of one ten times longer: all crops at once would add 196 KiB a frame at 256 px (35 MiB for the 180 frames
+    more; the 36 more usable ones alone 7 MiB); per-frame latents and transforms add about 1 KiB a frame, and the
+    batches of 8 crops that evaluate_l2 reads are full in the longer clip only (0.8 MiB more)."""
+    G = make_generator("T", resolution=256, num_layers=4, num_critical=1, channel_max=8, conv_kernel=1)
+    rng = np.random.default_rng(0)
+    s = PTISettings(steps=2, lr=3e-3, batch=2, checkpoint_every=10, seed=0)
+    clips = {}
+    for n in (20, 200):
+        # Every fifth frame is usable, so the longer clip also reads ten times as many crops by index.
+        with torch.no_grad():
+            ws = G.mapping(torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(n))).numpy()
+        ws[np.arange(n) % 5 != 0] = np.nan
+        crops = rng.integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
+        transforms = make_transform(rng.uniform(-10, 10, n), rng.uniform(-0.05, 0.05, n), rng.uniform(-0.05, 0.05, n))
+        clips[n] = write_video_tables(tmp_path / f"clip{n}", crops, ws, transforms)
+    del crops
+    outputs = {"losses": tmp_path / "loss.parquet", "curve": tmp_path / "loss.png"}
+    tune_video(clips[20], G, s, tmp_path / "work", outputs)  # first-call allocations (imports, caches) out of the way
+    peaks = {}
+    for n, paths in clips.items():
+        tracemalloc.start()
+        try:
+            tune_video(paths, G, s, tmp_path / "work", outputs)
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert not (tmp_path / "work").exists()
+    grown = peaks[200] - peaks[20]
+    assert grown < 3 * 2**20, f"peak {peaks[20] / 2**20:.1f} -> {peaks[200] / 2**20:.1f} MiB for 10x the frames"

@@ -26,6 +26,7 @@ BROWS = slice(17, 27)  # dlib points 17-26: both eyebrows
 CHIN = 8
 FOREHEAD = 0.3  # brows are raised by this fraction of the chin-to-brow distance (module docstring of face_mask)
 MASK_CHUNK_PIXELS = 1 << 22  # frames x pixels of distance field evaluated at once: bounds memory
+PASTE_CHUNK_PIXELS = 1 << 22  # frames x frame pixels under the quad resampled at once: bounds the float buffers
 
 
 def crop_sampling_matrix(crop_quad: np.ndarray, size: int) -> np.ndarray:
@@ -224,12 +225,32 @@ def paste_back(
     if x1 <= x0 or y1 <= y0:  # the quads lie outside the frames
         return out
 
-    # Crop pixel coordinates of the frame pixels in the box, as grid_sample's [-1, 1] (pixel edges at +-1).
-    to_crop = torch.from_numpy(np.linalg.inv(crop_sampling_matrix(quads, size))).to(device)  # [B, 3, 3]
+    # Frame pixel coordinates of the box; the float buffers below hold a few frames' boxes at a time.
     xs = torch.arange(x0, x1, dtype=torch.float64, device=device)
     ys = torch.arange(y0, y1, dtype=torch.float64, device=device)
     py, px = torch.meshgrid(ys, xs, indexing="ij")
     points = torch.stack([px, py, torch.ones_like(px)], dim=-1)  # [h, w, 3]
+    step = max(1, PASTE_CHUNK_PIXELS // ((x1 - x0) * (y1 - y0)))
+    for start in range(0, b, step):
+        part = slice(start, start + step)
+        source = frames[part, y0:y1, x0:x1]
+        out[part, y0:y1, x0:x1] = _blend(source, crops[part], quads[part], masks[part], points, device)
+    return out
+
+
+def _blend(
+    source: np.ndarray,
+    crops: np.ndarray,
+    quads: np.ndarray,
+    masks: np.ndarray,
+    points: torch.Tensor,
+    device: str | torch.device,
+) -> np.ndarray:
+    """:func:`paste_back` on the box of frame pixels ``points [h, w, 3]`` (``(x, y, 1)``): the box of each frame
+    ``source [B, h, w, 3]`` uint8 with its crop blended in, ``[B, h, w, 3]`` uint8."""
+    size = crops.shape[1]
+    # Crop pixel coordinates of the frame pixels in the box, as grid_sample's [-1, 1] (pixel edges at +-1).
+    to_crop = torch.from_numpy(np.linalg.inv(crop_sampling_matrix(quads, size))).to(device)  # [B, 3, 3]
     crop_xy = torch.einsum("bij,hwj->bhwi", to_crop[:, :2], points)
     grid = ((2 * crop_xy + 1) / size - 1).float()
 
@@ -239,8 +260,7 @@ def paste_back(
         torch.cat([colour * alpha, alpha], dim=1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     )
     warped_alpha = warped[:, 3:]
-    source = torch.from_numpy(frames[:, y0:y1, x0:x1]).to(device).permute(0, 3, 1, 2)
+    source = torch.from_numpy(source).to(device).permute(0, 3, 1, 2)
     blended = (warped[:, :3] + (1 - warped_alpha) * source.float()).round().clamp(0, 255).to(torch.uint8)
     region = torch.where(warped_alpha > 0, blended, source)
-    out[:, y0:y1, x0:x1] = region.permute(0, 2, 3, 1).cpu().numpy()
-    return out
+    return region.permute(0, 2, 3, 1).cpu().numpy()

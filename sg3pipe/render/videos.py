@@ -106,6 +106,16 @@ def _fill(rendered: np.ndarray, usable: np.ndarray, source: np.ndarray) -> np.nd
     return out
 
 
+def _paste(frames: np.ndarray, usable: np.ndarray, edited: np.ndarray, crop_quad: np.ndarray, masks) -> np.ndarray:
+    """A batch of source frames ``[B, H, W, 3]`` with the ``edited`` crops pasted into its ``usable`` ones: when
+    all are usable (most batches), without copies of the full frames besides paste_back's output."""
+    if usable.all():
+        return paste_back(frames, edited, crop_quad, masks)
+    out = frames.copy()
+    out[usable] = paste_back(frames[usable], edited, crop_quad, masks)
+    return out
+
+
 def render_video(
     source: SourceClip,
     variants: list[Variant],
@@ -195,7 +205,7 @@ def render_video(
                 else:
                     source_face = parser(crops[usable])
                 for variant in edits:
-                    out = frames.copy()
+                    out = frames  # no usable frame: the source frames as they are
                     if len(use):
                         edited = shown[variant.name][usable]
                         if parser is not None:
@@ -207,7 +217,7 @@ def render_video(
                             edited = to_uint8(stitched)
                             for key, value in ring.items():
                                 stitching.setdefault(variant.name, {}).setdefault(key, []).append((value, len(use)))
-                        out[usable] = paste_back(frames[usable], edited, crop_quad, masks)
+                        out = _paste(frames, usable, edited, crop_quad, masks)
                     sinks[pasteback_name(variant.name)].write(out)
             done += len(crops)
         if done != n:
