@@ -8,17 +8,21 @@ would hide a tuned generator or a trained model from the rest of a group on a sh
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a full quota, a file past the size limit
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, else delete it.
 
-    The temporary name keeps the suffix so tools that pick a format by extension (ffmpeg, pyarrow) still work.
+    The temporary name keeps the suffix so tools that pick a format by extension (ffmpeg, pyarrow) still work. A
+    full disk (or quota, or file size limit) met in the block raises an ``OSError`` that names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +31,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, stat.S_IMODE(tmp.stat().st_mode) | plain_file_mode())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno not in FULL or error.filename is not None:
+            raise
+        # A write to a full disk says only "No space left on device": name the output it was writing.
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     finally:
         tmp.unlink(missing_ok=True)
 

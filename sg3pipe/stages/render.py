@@ -89,11 +89,16 @@ def render(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
         if identity is not None:
             identity.close()
     metrics_plot(outputs["plot"], read_table(outputs["metrics"])[0])
+    if config["pti"]["enabled"] and not config["pti"]["keep_checkpoint"]:
+        from sg3pipe.training import remove_checkpoint
+
+        remove_checkpoint(config["pti_workdir"])  # only now: a job killed while rendering resumes at the last step
 
 
 def _tuned(inputs: dict, outputs: dict, config: dict, G, lpips):
     """The generator tuned on the video (PTI; ``G`` itself is left as it is), its losses and curve written, and
-    with ``pti.keep_generator`` the tuned file beside them."""
+    with ``pti.keep_generator`` the tuned file beside them. The checkpoint stays until :func:`render` has written
+    the videos, so that a rerun after a job killed while rendering does not tune again."""
     from sg3pipe.provenance import provenance
     from sg3pipe.pti import pti_settings, tune_video
 
@@ -104,7 +109,7 @@ def _tuned(inputs: dict, outputs: dict, config: dict, G, lpips):
     result = tune_video(
         {name: inputs[name] for name in ("frames", "latents", "crops")},
         G,
-        pti_settings(tuning),
+        pti_settings({**tuning, "keep_checkpoint": True}),
         config["pti_workdir"],
         written,
         lpips=lpips,

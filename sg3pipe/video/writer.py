@@ -7,7 +7,9 @@ audio starts late or ends early, cut where it runs on (:func:`mux_audio`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Iterable
 from fractions import Fraction
@@ -32,11 +34,14 @@ CODECS = {
 class VideoSink:
     """A video being written: ``with VideoSink(path, fps) as sink: sink.write(block)``, so that many videos can
     be fed batch by batch from one pass over the frames. The file appears at ``path`` only when the block ends
-    without an error (atomically); an error or an interruption leaves nothing there.
+    without an error (atomically); an error or an interruption leaves nothing there. When ffmpeg fails (a full disk,
+    a file size limit), :meth:`write` or the end of the block raises a ``RuntimeError`` naming ``path`` and
+    ffmpeg's reason.
 
     Args:
         fps: frame rate in frames per second.
-        codec: ``"h264"`` (mp4, viewable) or ``"lossless"`` (FFV1, use an ``.mkv`` path).
+        codec: ``"h264"`` (mp4, yuv420p, viewable; a frame with an odd side gains a copy of its last column or
+            row) or ``"lossless"`` (FFV1, use an ``.mkv`` path).
         audio_from: a media file whose audio streams (all of them, AAC-encoded) are muxed in, each fitted to the
             video's length (:func:`mux_audio`); a file without audio adds none.
         audio_start_s: the player time in ``audio_from`` (s from the start of the file, as
@@ -59,6 +64,7 @@ class VideoSink:
         self.audio_start_s = audio_start_s
         self.count = 0  # frames written so far
         self._process = None
+        self._outcome = None  # what _stop found: why ffmpeg failed, "" when it did not
         self._atomic = atomic_path(path)
         self._tmp = None  # the atomic temporary of the output
         self._frames_path = None  # where the frames are encoded: the temporary, or beside it when audio follows
@@ -76,15 +82,22 @@ class VideoSink:
         block = block[None] if block.ndim == 3 else block
         if self._process is None:
             self._process = self._start(*block.shape[1:3])
-        self._process.stdin.write(np.ascontiguousarray(block).tobytes())
+        try:
+            self._process.stdin.write(np.ascontiguousarray(block).tobytes())
+        except OSError as error:  # ffmpeg stopped taking frames: it failed (a full disk, a file size limit)
+            raise RuntimeError(f"ffmpeg failed writing {self.path}: {self._stop()}") from error
         self.count += len(block)
         if self.still_png is not None:
             self._last = block[-1].copy()
 
     def _start(self, height: int, width: int):
         video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=self.fps)
-        if self.codec == "h264" and (width % 2 or height % 2):  # yuv420p needs even sizes
-            video = video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+        right, bottom = (width % 2, height % 2) if self.codec == "h264" else (0, 0)
+        if right or bottom:
+            # yuv420p has one chroma sample per 2x2 pixels, so H.264 (and every codec a browser plays) needs even
+            # sides: the frame gains a column or row, a copy of its last one (not black: no dark line at the edge).
+            video = video.filter("pad", width + right, height + bottom)
+            video = video.filter("fillborders", right=right, bottom=bottom, mode="smear")
         return (
             ffmpeg.output(video, str(self._frames_path), r=self.fps, **CODECS[self.codec])
             .overwrite_output()
@@ -95,15 +108,19 @@ class VideoSink:
     def __exit__(self, kind, error, traceback) -> None:
         try:
             if self._process is not None:
-                self._process.stdin.close()
-                stderr = self._process.stderr.read().decode(errors="replace")
-                if self._process.wait() != 0 and error is None:
-                    raise RuntimeError(f"ffmpeg failed writing {self.path}: {stderr.strip()}")
+                if error is not None:
+                    self._process.kill()  # the file is discarded: no need to encode the frames ffmpeg still holds
+                reason = self._stop()
+                if reason and error is None:
+                    raise RuntimeError(f"ffmpeg failed writing {self.path}: {reason}")
             if self._process is None and error is None:
                 raise ValueError(f"no frames to write to {self.path}")
             if self._frames_path != self._tmp and error is None:
                 duration_s = self.count / frame_rate(self.fps)
-                mux_audio(self._frames_path, self.audio_from, self.audio_start_s, duration_s, self._tmp)
+                try:
+                    mux_audio(self._frames_path, self.audio_from, self.audio_start_s, duration_s, self._tmp)
+                except RuntimeError as failure:
+                    raise RuntimeError(f"could not write {self.path}: {failure}") from failure
         except BaseException as failure:
             self._atomic.__exit__(type(failure), failure, failure.__traceback__)
             raise
@@ -114,6 +131,27 @@ class VideoSink:
         if self.still_png is not None and error is None:
             with atomic_path(self.still_png) as tmp:
                 Image.fromarray(self._last).save(tmp)
+
+    def _stop(self) -> str:
+        """Close ffmpeg's input and wait for it to end; returns why it failed (empty when it did not), once."""
+        if self._outcome is None:
+            with contextlib.suppress(OSError):  # a pipe ffmpeg no longer reads fails to flush; it is closed anyway
+                self._process.stdin.close()
+            stderr = self._process.stderr.read().decode(errors="replace")
+            self._outcome = exit_reason(self._process.wait(), stderr)
+        return self._outcome
+
+
+def exit_reason(returncode: int, stderr: str) -> str:
+    """Why an ffmpeg run failed, from its exit status and messages (ffmpeg_reason); empty when it succeeded. A
+    signal names itself: a file size limit (``ulimit -f``) kills ffmpeg with SIGXFSZ before it can say a word."""
+    if returncode == 0:
+        return ""
+    if returncode < 0:
+        number = -returncode
+        name = signal.Signals(number).name if number in set(signal.Signals) else f"signal {number}"
+        return f"ffmpeg was killed by {name} ({signal.strsignal(number) or 'no description'})"
+    return ffmpeg_reason(stderr)
 
 
 def mux_audio(
@@ -140,7 +178,8 @@ def mux_audio(
     args += ["-map", "0:v", "-map", "1:a?", "-c:v", "copy", "-c:a", "aac", "-af", fit, str(path)]
     result = subprocess.run(args, capture_output=True, text=True, errors="replace")
     if result.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed adding the audio of {audio_from} to {path}: {ffmpeg_reason(result.stderr)}")
+        reason = exit_reason(result.returncode, result.stderr)
+        raise RuntimeError(f"ffmpeg failed adding the audio of {audio_from} to {path}: {reason}")
 
 
 def write_video(
