@@ -10,7 +10,6 @@
 
 from sg3pipe.stages.render import pti_outputs
 
-
 # The PTI outputs when pti.enabled (sg3pipe.stages.render.pti_outputs decides; the curve joins the report).
 PTI_OUTPUTS = pti_outputs(config["pti"])
 if "curve" in PTI_OUTPUTS:
