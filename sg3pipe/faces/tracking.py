@@ -81,6 +81,51 @@ def box_bounds(affine: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
 
 
+def count_others(found: Detections, box: np.ndarray | None, count_score: float) -> int:
+    """Detections scoring at least ``count_score`` that are not the face at ``box`` ``[4]`` (None: all)."""
+    others = found.scores >= count_score
+    if box is not None:
+        others &= iou(found.boxes, box) < MIN_IOU
+    return int(others.sum())
+
+
+def track_region(detector, predictor, image: np.ndarray, previous: np.ndarray, count_score: float) -> FaceFrame | None:
+    """The track step: search the upright region around the quad of ``previous`` landmarks ``[68, 2]``.
+
+    Args:
+        detector, predictor: as :class:`FaceTracker`'s.
+        image: the frame, ``[H, W, 3]`` uint8 RGB or ``[H, W]`` gray for gray-only models.
+        previous: the face's landmarks in the previous frame, ``[68, 2]`` frame pixels.
+        count_score: other faces in the region count towards ``n_faces`` from this detector score.
+
+    Returns:
+        The face continuing the track (landmarks and box in frame pixels), with ``n_faces`` counting it and the
+        other confident faces in the region; None when the region holds no such face.
+    """
+    centre, x, y = quad_axes(ffhq_quad(previous))
+    x, y = REGION_FACTOR * x, REGION_FACTOR * y
+    region = np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
+    det_size = int(round(REGION_FACTOR * DETECT_FACE_PX / BOX_PER_QUAD))  # so the box is DETECT_FACE_PX
+    found = detector(warp_quad(image, region, det_size), upsample=0)  # the face is DETECT_FACE_PX wide
+    expected = np.array([0.5, 0.5, 0.5, 0.5]) * det_size + np.array([-0.5, -0.5, 0.5, 0.5]) * DETECT_FACE_PX
+    overlap = iou(found.boxes, expected)
+    if not len(found.boxes) or overlap.max() < MIN_IOU:
+        return None
+    pick = int(np.argmax(overlap))
+    # Predict at (at least) the frame's own resolution.
+    size = max(det_size, int(round(2.0 * float(np.linalg.norm(x)))))
+    box = (found.boxes[pick] + 0.5) * (size / det_size) - 0.5
+    landmarks = predictor(warp_quad(image, region, size), box[None])[0]
+    to_frame = quad_sampling_matrix(region, size)
+    return FaceFrame(
+        map_points(to_frame, landmarks),
+        box_bounds(to_frame, box),
+        float(found.scores[pick]),
+        1 + count_others(found, found.boxes[pick], count_score),
+        False,
+    )
+
+
 class FaceTracker:
     """Landmarks of one face per frame, frame after frame (module docstring).
 
@@ -114,7 +159,7 @@ class FaceTracker:
         self._since_detect += 1
         found = None if self._landmarks is None else self._track(image, self._landmarks)
         if found is not None and self.redetect_every and self._since_detect >= self.redetect_every:
-            self._others = self._count_others(self._detect_all(image, upsample=0), found.box)
+            self._others = count_others(self._detect_all(image, upsample=0), found.box, self.count_score)
         elif found is None:
             found = self._detect(image)
         self._landmarks = None if found is None else found.landmarks
@@ -128,13 +173,6 @@ class FaceTracker:
             1 + max(self._others, found.n_faces - 1),
             self._since_detect == 0,
         )
-
-    def _count_others(self, found: Detections, box: np.ndarray | None) -> int:
-        """Confident detections that are not the face at ``box``."""
-        others = found.scores >= self.count_score
-        if box is not None:
-            others &= iou(found.boxes, box) < MIN_IOU
-        return int(others.sum())
 
     def _detect_all(self, image: np.ndarray, upsample: int | None = None) -> Detections:
         """Whole-frame detection (``upsample`` None: the detector's own setting)."""
@@ -152,7 +190,7 @@ class FaceTracker:
             pick = int(np.argmax(iou(found.boxes, self._last_box)))
         else:
             pick = int(np.argmax(found.scores))
-        self._others = self._count_others(found, found.boxes[pick])
+        self._others = count_others(found, found.boxes[pick], self.count_score)
         coarse = self.predictor(image, found.boxes[pick : pick + 1])[0]
         refined = self._track(image, coarse)
         if refined is not None:
@@ -160,35 +198,9 @@ class FaceTracker:
         return FaceFrame(coarse, found.boxes[pick], float(found.scores[pick]), 1, True)
 
     def _track(self, image: np.ndarray, previous: np.ndarray) -> FaceFrame | None:
-        """Search the upright region around the quad of ``previous`` landmarks ``[68, 2]``.
-
-        Returns the face continuing the track, with ``n_faces`` counting it and the other confident faces in
-        the region; None when the region holds no such face.
-        """
-        centre, x, y = quad_axes(ffhq_quad(previous))
-        x, y = REGION_FACTOR * x, REGION_FACTOR * y
-        region = np.stack([centre - x - y, centre - x + y, centre + x + y, centre + x - y])
-        det_size = int(round(REGION_FACTOR * DETECT_FACE_PX / BOX_PER_QUAD))  # so the box is DETECT_FACE_PX
-        found = self.detector(warp_quad(image, region, det_size), upsample=0)  # the face is DETECT_FACE_PX wide
+        """One region step (:func:`track_region`) around ``previous`` landmarks ``[68, 2]``."""
         self.region_detections += 1
-        expected = np.array([0.5, 0.5, 0.5, 0.5]) * det_size + np.array([-0.5, -0.5, 0.5, 0.5]) * DETECT_FACE_PX
-        overlap = iou(found.boxes, expected)
-        if not len(found.boxes) or overlap.max() < MIN_IOU:
-            return None
-        pick = int(np.argmax(overlap))
-        # Predict at (at least) the frame's own resolution.
-        size = max(det_size, int(round(2.0 * float(np.linalg.norm(x)))))
-        box = (found.boxes[pick] + 0.5) * (size / det_size) - 0.5
-        landmarks = self.predictor(warp_quad(image, region, size), box[None])[0]
-        to_frame = quad_sampling_matrix(region, size)
-        n_faces = 1 + self._count_others(found, found.boxes[pick])
-        return FaceFrame(
-            map_points(to_frame, landmarks),
-            box_bounds(to_frame, box),
-            float(found.scores[pick]),
-            n_faces,
-            False,
-        )
+        return track_region(self.detector, self.predictor, image, previous, self.count_score)
 
 
 def read_face_track(path: str | os.PathLike) -> dict[int, np.ndarray]:
