@@ -4,13 +4,13 @@ the frame (sg3pipe.synth.multi_face), and on the astronaut and Grace Hopper film
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import linear_sum_assignment
 
-from sg3pipe.faces.alignment import ffhq_quad, quad_angle_deg, quad_side
+from sg3pipe.faces.alignment import ffhq_quad, quad_angle_deg
 from sg3pipe.faces.landmarks import DlibPredictor, HogDetector
 from sg3pipe.faces.multi_tracking import MultiFaceTracker, select_tracks
 from sg3pipe.faces.tracking import FaceFrame, FaceTracker
 from sg3pipe.metrics.identity import IdentityModel
+from sg3pipe.metrics.tracking import id_switches, match_tracks, truth_arrays
 from sg3pipe.synth.multi_face import MultiFaceSpec, multi_face_clip, two_photo_frames, two_photos, write_multi_face_clip
 from sg3pipe.video.decode import read_all_frames
 
@@ -41,47 +41,6 @@ def two_faces(tmp_path_factory):
 def three_faces():
     frames, truth = multi_face_clip(MultiFaceSpec(seed=1, faces=3))
     return frames, pd.DataFrame({k: list(v) if np.ndim(v) > 1 else v for k, v in truth.items()})
-
-
-def truth_arrays(truth: pd.DataFrame):
-    """Landmarks [F, T, 68, 2], visible [F, T] and uncovered [F, T] from a truth table."""
-    n_faces = truth["face"].nunique()
-    landmarks = np.stack([np.asarray(v, dtype=np.float64).reshape(68, 2) for v in truth["landmarks"]])
-    return (
-        landmarks.reshape(n_faces, -1, 68, 2),
-        truth["visible"].to_numpy().reshape(n_faces, -1),
-        truth["uncovered"].to_numpy().reshape(n_faces, -1),
-    )
-
-
-def match_tracks(found, landmarks):
-    """Per truth face and frame, the track id on it (-1: none): tracks matched to faces by mean landmark
-    distance (at most 15 % of the FFHQ quad side), and the roll errors (degrees) of the matched quads."""
-    n_faces, n_frames = landmarks.shape[:2]
-    matched = np.full((n_faces, n_frames), -1)
-    roll = []
-    for t, frame in enumerate(found):
-        ids = sorted(frame)
-        if not ids:
-            continue
-        distance = np.array(
-            [
-                [np.linalg.norm(frame[i].landmarks - landmarks[f, t], axis=-1).mean() for i in ids]
-                / quad_side(ffhq_quad(landmarks[f, t]))
-                for f in range(n_faces)
-            ]
-        )
-        for f, k in zip(*linear_sum_assignment(distance), strict=True):
-            if distance[f, k] < 0.15:
-                matched[f, t] = ids[k]
-                found_roll = quad_angle_deg(ffhq_quad(frame[ids[k]].landmarks))
-                roll.append(abs(found_roll - quad_angle_deg(ffhq_quad(landmarks[f, t]))))
-    return matched, np.array(roll)
-
-
-def id_switches(matched: np.ndarray) -> int:
-    """Times a truth face's track id changes between the frames where it is tracked."""
-    return sum(int((np.diff(row[row >= 0]) != 0).sum()) for row in matched)
 
 
 def test_multi_face_clip_truth(two_faces):
