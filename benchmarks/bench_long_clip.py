@@ -8,11 +8,13 @@ for, with a random 256-px generator of tiny channels and a tiny random ReStyle e
 speed are measured: their pictures mean nothing).
 
 Each stage runs in a fresh process (multiprocessing, spawn). Its peak resident memory is that process's
-``ru_maxrss`` (ffmpeg's decoders and encoders are processes of their own, with buffers of a few frames, and are
-not counted: a forked child's ``ru_maxrss`` reports its parent's memory until it execs); ``imports`` is its
-resident memory before the stage, with the stage's modules (torch, sg3pipe) imported. Prints, per stage and
-length, the peak, the frames/s of the stage, and the ratio of the peaks of the longest and the shortest clip;
-PASS when every ratio is at most 1.3. What it measured: docs/findings.md.
+``VmHWM`` (Linux's high-water mark of its own memory since it started; ``ru_maxrss`` would not do: it keeps the
+resident memory of the process it was forked from, here the benchmark's, as its floor). ffmpeg's decoders and
+encoders are processes of their own, with buffers of a few frames, and are not counted. ``imports`` is the
+stage's resident memory before it starts, with its modules (sg3pipe, torch where it uses it) imported.
+
+Prints, per stage and length, the peak, the frames/s of the stage, and the ratio of the peaks of the longest and
+the shortest clip; PASS when every ratio is at most 1.3. What it measured: docs/results.md.
 
     python benchmarks/bench_long_clip.py
     python benchmarks/bench_long_clip.py --frames 300 3000 --pti-steps 20
@@ -106,6 +108,7 @@ def stage_calls(folder: Path, clip: Path, truth: Path, models: dict, pti_steps: 
     sections = {
         "ingest": config["ingest"],
         "landmarks": {**config["landmarks"], "backend": "table"},
+        "faces": config["faces"],
         "align": {**config["align"], "size": RESOLUTION},
         "clip": {},
     }
@@ -132,7 +135,6 @@ def run_stage(name: str, inputs: dict, outputs: dict, config: dict, log_path: st
     its resident memory after the imports, and wall seconds."""
     import importlib
     import logging
-    import resource
     import time
 
     with open(log_path, "w") as log:
@@ -142,16 +144,22 @@ def run_stage(name: str, inputs: dict, outputs: dict, config: dict, log_path: st
     for module in STAGE_MODULES[name]:
         importlib.import_module(module)
     stage = getattr(importlib.import_module(f"sg3pipe.stages.{name}"), name)
-    with open("/proc/self/statm") as statm:
-        imports_mb = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    imports_mb = _memory_mib("VmRSS")
     started = time.perf_counter()
     stage(inputs, outputs, config)
     seconds = time.perf_counter() - started
     return {
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+        "peak_mb": _memory_mib("VmHWM"),
         "imports_mb": imports_mb,
         "seconds": seconds,
     }
+
+
+def _memory_mib(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``: now, ``VmHWM``: its peak), MiB."""
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith(f"{field}:"))
+    return int(kib) / 1024
 
 
 def run_chain(folder: Path, n_frames: int, models: dict, pti_steps: int, device: str) -> dict[str, dict]:

@@ -99,7 +99,7 @@ def main() -> None:
             rise = scorer(after)[:, attribute] > scorer(before)[:, attribute]
         similarity = identity.similarity(to_uint8(after), to_uint8(before))
         metrics, metrics_meta = read_table(folder / "metrics.parquet")
-        consistency = metrics_meta["summary"].get(name, {})
+        consistency = metrics_meta["summary"][0].get(name, {})
         print(
             f"  {name}: {args.attribute} score rises on {rise.float().mean():.1%} of usable frames; identity to the"
             f" reconstruction {similarity.mean():.3f} (min {similarity.min():.3f}); TL-ID"

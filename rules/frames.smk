@@ -24,6 +24,7 @@ rule frames:
     params:
         ingest=config["ingest"],
         landmarks=config["landmarks"],
+        faces=config["faces"],
         align=config["align"],
         clip=frames_options,
     script:

@@ -85,7 +85,8 @@ rule render:
 
 
 rule summary:
-    """One row per video: frames, render speed, jitter before and after smoothing, PTI loss, TL-ID and TG-ID."""
+    """One row per video and face track: frames, render speed, jitter before and after smoothing, PTI loss, TL-ID
+    and TG-ID."""
     input:
         metrics=expand("results/{video}/metrics.parquet", video=video_ids()),
     output:

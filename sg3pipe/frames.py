@@ -9,6 +9,10 @@
 Both containers hold exactly one frame per table row, in order. It takes two decodes of the video: the first
 finds the landmarks (the crop window needs all of them), the second cuts both crops.
 
+With ``faces.max_faces`` > 1 every face in view long enough is a track (sg3pipe.faces.multi_tracking), with its
+own status, quads, crop window and transforms; the table then has a row per frame and track, frame-major
+(sg3pipe.tracks), and the containers a crop per row. One face (the default) gives one row per frame, track 0.
+
 Frame status (column ``status``):
 
 * ``ok``: landmarks found in the frame;
@@ -24,12 +28,13 @@ aligned frame is black and their landmarks, quads and transforms are NaN; their 
 Columns (pixel coordinates are those of the upright decoded frame; arrays are stored flattened, shapes in the
 metadata under ``shapes``):
 
-* ``frame``: row index = frame of both containers; ``source_frame``: index of the frame in the video at its own
-  rate (what landmark tables and face tracks are keyed by); ``time_s``: player time (s);
+* ``frame``: index of the frame in the decoded clip (the row index with one track); ``source_frame``: index of
+  the frame in the video at its own rate (what landmark tables and face tracks are keyed by); ``time_s``: player
+  time (s); ``track``: the face track (0 with one face; ``face{track}`` in file names);
 * ``n_faces`` (faces in view at the last count, sg3pipe.faces.tracking), ``multiple_faces`` (``n_faces > 1``),
   ``bbox`` ``[4]`` (the detector's box, NaN when none), ``score`` (its score; 1 for table landmarks);
 * ``landmarks`` ``[68, 2]``, ``aligned_quad`` ``[4, 2]`` (FFHQ quad, sg3pipe.faces.alignment), ``crop_quad``
-  ``[4, 2]`` (the video's crop window, the same in every row);
+  ``[4, 2]`` (the track's crop window, the same in each of its rows);
 * ``angle_deg``, ``tx``, ``ty``, ``scale`` and ``transform`` ``[3, 3]``: the content-moving similarity ``M`` from
   aligned-crop to unaligned-crop unit coordinates (sg3pipe.faces.crop_transforms); render a frame's crop with
   ``G.synthesis(ws, transform=inverse(M))``. ``transform`` includes the scale only with ``align.use_scale``.
@@ -70,6 +75,7 @@ COLUMNS = (
     "frame",
     "source_frame",
     "time_s",
+    "track",
     "status",
     "n_faces",
     "multiple_faces",
@@ -133,16 +139,26 @@ class AlignSettings:
             )
 
 
+@dataclass(frozen=True)
+class FaceSettings:
+    """Config ``faces``: how many faces of a clip are followed (sg3pipe.tracks)."""
+
+    max_faces: int = 1  # 1: one face (sg3pipe.faces.tracking); N > 1: up to N tracks (sg3pipe.faces.multi_tracking)
+    min_size_px: float = 0.0  # with max_faces > 1: narrower faces (detector box, frame pixels) start no track
+    min_frames: int = 10  # with max_faces > 1: tracks found in fewer frames are dropped
+
+
 @dataclass
 class FaceTrack:
-    """Pass 1 of a video: what was found in each decoded frame (``N`` frames)."""
+    """Pass 1 of a video: what was found of each followed face in each decoded frame (``N`` frames, ``T``
+    tracks)."""
 
-    frames: np.ndarray  # [N] int64 index in the decoded clip (= frame of the crop containers)
+    frames: np.ndarray  # [N] int64 index in the decoded clip
     source_frames: np.ndarray  # [N] int64 index of the frame in the video at its own rate
     times_s: np.ndarray  # [N] float64 player time of each frame (s)
-    landmarks: np.ndarray  # [N, 68, 2] float64 pixels, NaN where no face
-    boxes: np.ndarray  # [N, 4] float64 detector boxes (x0, y0, x1, y1), NaN where none
-    scores: np.ndarray  # [N] float64 detector scores, NaN where none
+    landmarks: np.ndarray  # [T, N, 68, 2] float64 pixels, NaN where the track's face was not found
+    boxes: np.ndarray  # [T, N, 4] float64 detector boxes (x0, y0, x1, y1), NaN where none
+    scores: np.ndarray  # [T, N] float64 detector scores, NaN where none
     n_faces: np.ndarray  # [N] int64 faces in view
 
 
@@ -187,19 +203,25 @@ def locate_faces(
     landmark_table: str | None = None,
     face_track: str | None = None,
     device: str = "auto",
+    faces: FaceSettings = FaceSettings(),
 ) -> FaceTrack:
-    """Pass 1: decode the clip and find the face's landmarks in every frame.
+    """Pass 1: decode the clip and find the landmarks of each followed face in every frame.
 
     Args:
         info: the probed video.
         clip: ``read_frames`` options ``start_s``, ``end_s``, ``max_frames`` (None: whole video).
         landmark_table: Parquet table of precomputed landmarks (columns ``frame``, ``landmarks``); used
-            instead of any detector when given.
+            instead of any detector when given (one track).
         face_track: table of face boxes per frame (sg3pipe.faces.tracking.read_face_track): the predictor
-            runs on these boxes instead of the detector's.
+            runs on these boxes instead of the detector's (one track: the face the table pins).
         device: torch device of the ``face_alignment`` backend (``auto``: CUDA when present, else the CPU).
+        faces: with ``max_faces`` > 1 (and neither table given), every face is tracked
+            (sg3pipe.faces.multi_tracking) and the tracks kept by its ``select_tracks`` are returned.
     """
-    find = None if landmark_table is not None else _face_finder(landmarks, face_track, device)
+    several = faces.max_faces > 1 and landmark_table is None and face_track is None
+    find = None
+    if landmark_table is None:
+        find = _face_finder(landmarks, face_track, device, faces if several else None)
     frames, sources, times, found = [], [], [], []
     total = clip.get("max_frames") or info.n_frames
     with tqdm(total=total, desc=f"landmarks {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
@@ -214,22 +236,43 @@ def locate_faces(
     if landmark_table is not None:
         lm = read_landmark_table(landmark_table, sources)
         has = ~np.isnan(lm).any(axis=(1, 2))
-        boxes = np.full((len(frames), 4), np.nan)
-        return FaceTrack(frames, sources, times, lm, boxes, np.where(has, 1.0, np.nan), has.astype(np.int64))
-    nan_landmarks, nan_box = np.full((68, 2), np.nan), np.full(4, np.nan)
+        boxes = np.full((1, len(frames), 4), np.nan)
+        scores = np.where(has, 1.0, np.nan)[None]
+        return FaceTrack(frames, sources, times, lm[None], boxes, scores, has.astype(np.int64))
+    if several:
+        from sg3pipe.faces.multi_tracking import select_tracks
+
+        n_faces = np.array([max((f.n_faces for f in seen.values()), default=0) for seen in found], dtype=np.int64)
+        tracks = select_tracks(found, faces.max_faces, faces.min_frames)
+        log.info("%s: %d face tracks kept", info.path, len(tracks))
+    else:
+        n_faces = np.array([f.n_faces for f in found], dtype=np.int64)
+        tracks = [[None if f.landmarks is None else f for f in found]]
     return FaceTrack(
         frames,
         sources,
         times,
-        np.stack([nan_landmarks if f.landmarks is None else f.landmarks for f in found]),
-        np.stack([nan_box if f.box is None else f.box for f in found]),
-        np.array([f.score for f in found], dtype=np.float64),
-        np.array([f.n_faces for f in found], dtype=np.int64),
+        _stack(tracks, lambda f: f.landmarks, (68, 2)),
+        _stack(tracks, lambda f: f.box, (4,)),
+        _stack(tracks, lambda f: f.score, ()),
+        n_faces,
     )
 
 
-def _face_finder(landmarks: LandmarkSettings, face_track: str | None, device: str):
-    """A function ``(images [B, H, W, 3], source_frames [B]) -> [B] FaceFrame`` for pass 1."""
+def _stack(tracks: list[list[FaceFrame | None]], value, shape: tuple[int, ...]) -> np.ndarray:
+    """``[T, N, *shape]`` float64 of ``value(face_frame)`` per track and frame, NaN where absent (or None)."""
+    out = np.full((len(tracks), len(tracks[0]) if tracks else 0, *shape), np.nan)
+    for t, track in enumerate(tracks):
+        for i, found in enumerate(track):
+            if found is not None and value(found) is not None:
+                out[t, i] = value(found)
+    return out
+
+
+def _face_finder(landmarks: LandmarkSettings, face_track: str | None, device: str, faces: FaceSettings | None):
+    """A function ``(images [B, H, W, 3], source_frames [B]) -> [B]`` results for pass 1: a
+    :class:`~sg3pipe.faces.tracking.FaceFrame` per frame for one face, or with ``faces`` (several faces) a dict
+    track id -> FaceFrame per frame."""
     predictor = make_predictor(landmarks.backend, device)
     if face_track is not None:
         boxes = read_face_track(face_track)
@@ -244,12 +287,17 @@ def _face_finder(landmarks: LandmarkSettings, face_track: str | None, device: st
 
         return on_track_boxes
     detector = make_detector(landmarks.detector, landmarks.upsample, landmarks.min_score)
-    tracker = FaceTracker(detector, predictor, landmarks.redetect_every, landmarks.count_score)
+    if faces is not None:
+        from sg3pipe.faces.multi_tracking import MultiFaceTracker
+        from sg3pipe.metrics.identity import IdentityModel
 
-    def tracked(images: np.ndarray, source_frames: np.ndarray) -> list[FaceFrame]:
-        found = [tracker.update(image) for image in images]
-        log.debug("%d whole-frame and %d region detections so far", tracker.detections, tracker.region_detections)
-        return found
+        tracker = MultiFaceTracker(detector, predictor, faces.max_faces, landmarks.redetect_every,
+                                   landmarks.count_score, faces.min_size_px, IdentityModel())  # fmt: skip
+    else:
+        tracker = FaceTracker(detector, predictor, landmarks.redetect_every, landmarks.count_score)
+
+    def tracked(images: np.ndarray, source_frames: np.ndarray) -> list:
+        return [tracker.update(image) for image in images]
 
     return tracked
 
@@ -257,49 +305,72 @@ def _face_finder(landmarks: LandmarkSettings, face_track: str | None, device: st
 def frame_columns(track: FaceTrack, align: AlignSettings, video: str) -> dict[str, np.ndarray]:
     """The frames table of a video from what pass 1 found: status, quads, crop window, transforms.
 
+    Each track gets its own status, quads, crop window (one for the whole clip) and transforms; the rows are
+    frame-major (sg3pipe.tracks): row ``i * T + t`` is frame ``i`` of track ``t``.
+
     Args:
-        track: pass 1's result for ``N`` frames.
+        track: pass 1's result for ``N`` frames and ``T`` tracks.
         align: the alignment settings.
         video: the video's path, for the error message.
 
     Returns:
-        Column name -> ``[N, ...]`` array, in the order of :data:`COLUMNS` (shapes in :data:`SHAPES`).
+        Column name -> ``[N * T, ...]`` array, in the order of :data:`COLUMNS` (shapes in :data:`SHAPES`).
 
     Raises:
-        NoUsableFaceError: no frame is usable.
+        NoUsableFaceError: no frame of any track is usable.
     """
-    filled, status = fill_gaps(track.landmarks, align.max_gap)
-    usable = np.isin(status, USABLE)
-    if not usable.any():
+    per_track = [_track_columns(landmarks, align) for landmarks in track.landmarks]
+    if not per_track or not any(np.isin(status, USABLE).any() for status, *_ in per_track):
         raise NoUsableFaceError(
-            f"{video}: no usable face in any of its {len(status)} frames; check that a face is in view (dlib "
+            f"{video}: no usable face in any of its {len(track.frames)} frames; check that a face is in view (dlib "
             "finds faces from 80 / 2**landmarks.upsample pixels wide): raise landmarks.upsample for smaller "
             "faces, set landmarks.detector: mmod for turned heads, or give the video a landmarks table in the "
             "manifest"
         )
+    n, count = len(track.frames), len(per_track)
+
+    def rows(values) -> np.ndarray:
+        """Per-track arrays ``T x [N, ...]`` -> frame-major rows ``[N * T, ...]``."""
+        values = np.stack(values, axis=1)
+        return values.reshape(n * count, *values.shape[2:])
+
+    def repeated(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values, count, axis=0)
+
+    status, filled, quads, windows, transforms = zip(*per_track, strict=True)
+    return {
+        "frame": repeated(track.frames.astype(np.int64)),
+        "source_frame": repeated(track.source_frames.astype(np.int64)),
+        "time_s": repeated(track.times_s.astype(np.float64)),
+        "track": np.tile(np.arange(count, dtype=np.int64), n),
+        "status": rows(status).astype(str),
+        "n_faces": repeated(track.n_faces),
+        "multiple_faces": repeated(track.n_faces > 1),
+        "bbox": rows(track.boxes),
+        "landmarks": rows(filled),
+        "aligned_quad": rows(quads),
+        "crop_quad": rows([np.broadcast_to(window, (n, 4, 2)) for window in windows]),
+        "angle_deg": rows([t["angle_deg"] for t in transforms]),
+        "tx": rows([t["tx"] for t in transforms]),
+        "ty": rows([t["ty"] for t in transforms]),
+        "scale": rows([t["scale"] for t in transforms]),
+        "transform": rows([t["transform"].reshape(n, 9) for t in transforms]),
+        "score": rows(track.scores),
+    }
+
+
+def _track_columns(landmarks: np.ndarray, align: AlignSettings) -> tuple:
+    """One track's ``(status [N], landmarks [N, 68, 2], quads [N, 4, 2], window [4, 2], transforms)`` from its
+    landmarks ``[N, 68, 2]`` (NaN where not found); a track without a usable frame has no window (NaN)."""
+    filled, status = fill_gaps(landmarks, align.max_gap)
+    usable = np.isin(status, USABLE)
     filled[~usable] = np.nan
     quads = ffhq_quad(filled, align.quad_rule)
-    window = crop_window(quads, usable, align.crop_mode, align.crop_quantile, align.crop_margin)
-    transforms = crop_transforms(quads, window, align.use_scale)
-    n = len(status)
-    return {
-        "frame": track.frames.astype(np.int64),
-        "source_frame": track.source_frames.astype(np.int64),
-        "time_s": track.times_s.astype(np.float64),
-        "status": status.astype(str),
-        "n_faces": track.n_faces,
-        "multiple_faces": track.n_faces > 1,
-        "bbox": track.boxes,
-        "landmarks": filled,
-        "aligned_quad": quads,
-        "crop_quad": np.broadcast_to(window, (n, 4, 2)),
-        "angle_deg": transforms["angle_deg"],
-        "tx": transforms["tx"],
-        "ty": transforms["ty"],
-        "scale": transforms["scale"],
-        "transform": transforms["transform"].reshape(n, 9),
-        "score": track.scores,
-    }
+    if usable.any():
+        window = crop_window(quads, usable, align.crop_mode, align.crop_quantile, align.crop_margin)
+    else:
+        window = np.full((4, 2), np.nan)
+    return status, filled, quads, window, crop_transforms(quads, window, align.use_scale)
 
 
 def build_frames(
@@ -331,6 +402,7 @@ def build_frames(
     ingest = settings(IngestSettings, config.get("ingest"))
     lm_settings = settings(LandmarkSettings, config.get("landmarks"))
     align = settings(AlignSettings, config.get("align"))
+    faces = settings(FaceSettings, config.get("faces"))
     if landmarks is None and lm_settings.backend == "table":
         if lm_settings.table is None:
             raise ValueError(
@@ -341,23 +413,16 @@ def build_frames(
     info = probe_video(video)
     clip = {"start_s": start_s, "end_s": end_s, "max_frames": max_frames}
     device = config.get("device", "auto")
-    track = locate_faces(info, lm_settings, ingest, clip, landmarks, face_track, device)
+    track = locate_faces(info, lm_settings, ingest, clip, landmarks, face_track, device, faces)
     columns = frame_columns(track, align, str(video))
     fps = ingest.fps or info.fps
-    _write_crops(
-        info,
-        clip,
-        ingest,
-        columns["aligned_quad"],
-        columns["crop_quad"][0],
-        align,
-        aligned_path,
-        crops_path,
-        fps,
-    )
+    _write_crops(info, clip, ingest, columns["aligned_quad"], columns["crop_quad"], len(track.landmarks), align,
+                 aligned_path, crops_path, fps)  # fmt: skip
     counts = {s: int((columns["status"] == s).sum()) for s in STATUSES}
-    log.info("%s: %d frames: %s", video, len(columns["frame"]), counts)
+    log.info("%s: %d frames, %d tracks: %s", video, len(track.frames), len(track.landmarks), counts)
     used = {"ingest": ingest, "landmarks": lm_settings, "align": align}
+    if faces.max_faces > 1:
+        used["faces"] = faces
     meta = {
         "provenance": provenance(
             {
@@ -390,33 +455,36 @@ def _model_files(lm: LandmarkSettings, landmark_table: str | None) -> dict:
     return files
 
 
-def _write_crops(info, clip, ingest, quads, window, align, aligned_path, crops_path, fps) -> None:
-    """Pass 2: decode again and write the aligned and the unaligned crop of every frame.
+def _write_crops(info, clip, ingest, quads, windows, per_frame, align, aligned_path, crops_path, fps) -> None:
+    """Pass 2: decode again and write the aligned and the unaligned crop of every row.
 
-    ``quads`` ``[N, 4, 2]`` are the aligned quads of pass 1 (NaN: black frame), ``window`` ``[4, 2]`` the
-    crop window. A decode that does not give the N frames of pass 1 again leaves no file behind.
+    ``quads`` ``[R, 4, 2]`` are the aligned quads of pass 1's rows (NaN: black frame), ``windows`` ``[R, 4, 2]``
+    their track's crop window; the ``R = N * T`` rows are frame-major (sg3pipe.tracks), so each decoded frame
+    gives ``per_frame`` (``T``) consecutive crops. A decode that does not give the N frames of pass 1 again
+    leaves no file behind.
     """
     black = np.zeros((align.size, align.size, 3), dtype=np.uint8)
+    n = len(quads) // per_frame
 
     def images() -> Iterator[np.ndarray]:
         batches = prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip))
-        with tqdm(total=len(quads), desc=f"crops {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
+        with tqdm(total=n, desc=f"crops {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
             for batch in batches:
                 yield from batch.images
                 bar.update(len(batch.images))
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         frames = images()
-        for quad in quads:
-            image = next(frames, None)
+        image = None
+        for row, (quad, window) in enumerate(zip(quads, windows, strict=True)):
+            if row % per_frame == 0:
+                image = next(frames, None)
             if image is None:
-                raise RuntimeError(
-                    f"{info.path}: the second decode gave fewer than the {len(quads)} frames of the first"
-                )
+                raise RuntimeError(f"{info.path}: the second decode gave fewer than the {n} frames of the first")
             aligned = black if np.isnan(quad).any() else warp_quad(image, quad, align.size, align.border)
             yield aligned, warp_quad(image, window, align.size, align.border)
         if next(frames, None) is not None:
-            raise RuntimeError(f"{info.path}: the second decode gave more than the {len(quads)} frames of the first")
+            raise RuntimeError(f"{info.path}: the second decode gave more than the {n} frames of the first")
 
     write_pair(aligned_path, crops_path, pairs(), fps)
 

@@ -3,7 +3,7 @@
 :func:`invert_video` reads ``frames.parquet`` and ``aligned.mkv`` of the frames stage and writes
 ``latents.parquet``, one row per row of the frames table, in order (:data:`COLUMNS`):
 
-* ``frame``, ``status``: copied from the frames table;
+* ``frame``, ``track``, ``status``: copied from the frames table;
 * ``inverted``: whether the frame was inverted (its status is in ``sg3pipe.frames.USABLE``). Frames that were
   not keep their row with a NaN latent and null metrics, so nothing downstream can mistake them for a face;
 * ``latent``: W+ ``[num_ws, w_dim]`` float32, stored flattened (shape in the metadata under ``shapes``);
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("encoder", "projector")
 METRICS = ("l2", "lpips", "identity", "crop_l2")
-COLUMNS = ("frame", "status", "inverted", "latent", *METRICS)
+COLUMNS = ("frame", "track", "status", "inverted", "latent", *METRICS)
 
 # (images [B, 3, R, R] in [-1, 1] on the model's device) -> (latents [B, num_ws, w_dim], aligned renders).
 Inverter = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -167,6 +167,7 @@ def invert_video(
     log.info("inverted %d of %d frames; mean l2 %.4f", inverted.sum(), n, np.nanmean(metrics["l2"]))
     columns = {
         "frame": table["frame"].to_numpy(),
+        "track": table["track"].to_numpy(),
         "status": status,
         "inverted": inverted,
         "latent": latents,

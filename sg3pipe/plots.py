@@ -17,6 +17,7 @@ from sg3pipe.faces.alignment import ffhq_quad  # noqa: E402
 from sg3pipe.faces.crop_transforms import crop_transforms  # noqa: E402
 from sg3pipe.io.atomic import atomic_path  # noqa: E402
 from sg3pipe.io.tables import column_array  # noqa: E402
+from sg3pipe.tracks import track_name, track_rows  # noqa: E402
 
 TRAJECTORY_PARAMETERS = (("angle_deg", "angle (degrees)"), ("tx", "tx (image widths)"), ("ty", "ty (image widths)"))
 
@@ -52,15 +53,19 @@ def trajectory_plot(
     path: str | os.PathLike, frames: pd.DataFrame, smoothed: pd.DataFrame, truth: pd.DataFrame | None = None
 ) -> None:
     """Transform parameters per frame, raw (``frames.parquet``) against smoothed (``smoothed.parquet``) and,
-    when a ground-truth table is given, the truth (:func:`true_crop_transforms`): one panel per parameter."""
-    expected = true_crop_transforms(truth, frames) if truth is not None else None
+    when a ground-truth table is given (one-face clips), the truth (:func:`true_crop_transforms`): one panel per
+    parameter, a pair of lines per face track."""
+    tracks = track_rows(frames["track"].to_numpy())
+    expected = true_crop_transforms(truth, frames) if truth is not None and len(tracks) == 1 else None
     fig, axes = plt.subplots(len(TRAJECTORY_PARAMETERS), 1, figsize=(7, 6), sharex=True)
-    frame = np.arange(len(frames))
     for ax, (name, label) in zip(axes, TRAJECTORY_PARAMETERS, strict=True):
         if expected is not None:
-            ax.plot(frame, expected[name], color="0.2", lw=2.5, alpha=0.35, label="ground truth")
-        ax.plot(frame, frames[name].to_numpy(dtype=np.float64), lw=0.8, label="raw")
-        ax.plot(frame, smoothed[name].to_numpy(dtype=np.float64), lw=1.2, label="smoothed")
+            ax.plot(np.arange(len(frames)), expected[name], color="0.2", lw=2.5, alpha=0.35, label="ground truth")
+        for track, rows in enumerate(tracks):
+            face = f" {track_name(track)}" if len(tracks) > 1 else ""
+            frame = np.arange(len(rows))
+            ax.plot(frame, frames[name].to_numpy(dtype=np.float64)[rows], lw=0.8, label=f"raw{face}")
+            ax.plot(frame, smoothed[name].to_numpy(dtype=np.float64)[rows], lw=1.2, label=f"smoothed{face}")
         ax.set_ylabel(label)
     axes[0].legend(loc="best", fontsize="small")
     axes[-1].set_xlabel("frame")
@@ -69,12 +74,16 @@ def trajectory_plot(
 
 def metrics_plot(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
     """Per-frame metrics of the rendered variants (``metrics.parquet``): one panel per metric (``l2``,
-    ``lpips``, ``identity``), one line per variant; unusable frames are gaps."""
+    ``lpips``, ``identity``), one line per variant and face track; unusable frames are gaps."""
     kinds = [kind for kind in ("l2", "lpips", "identity") if any(c.startswith(f"{kind}.") for c in metrics.columns)]
     fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 2.4 * len(kinds)), sharex=True, squeeze=False)
+    tracks = track_rows(metrics["track"].to_numpy())
     for ax, kind in zip(axes[:, 0], kinds, strict=True):
         for column in [c for c in metrics.columns if c.startswith(f"{kind}.")]:
-            ax.plot(metrics["frame"], metrics[column], lw=0.8, label=column.split(".", 1)[1])
+            for track, rows in enumerate(tracks):
+                face = f" {track_name(track)}" if len(tracks) > 1 else ""
+                ax.plot(metrics["frame"].to_numpy()[rows], metrics[column].to_numpy()[rows], lw=0.8,
+                        label=column.split(".", 1)[1] + face)  # fmt: skip
         ax.set_ylabel(kind)
     axes[0, 0].legend(loc="best", fontsize="x-small", ncol=3)
     axes[-1, 0].set_xlabel("frame")

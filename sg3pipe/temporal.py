@@ -36,10 +36,13 @@ from scipy.ndimage import correlate1d
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.temporal import jitter
 from sg3pipe.settings import settings
+from sg3pipe.tracks import track_rows
 from sg3pipe.transforms import make_transform, transform_params
 
 log = logging.getLogger(__name__)
 
+# The smoothed transform columns and their shapes per row.
+TRANSFORM_SHAPES = {"angle_deg": (), "tx": (), "ty": (), "scale": (), "transform": (3, 3)}
 OFFICIAL_TAPS = (0.25, 0.75, 1.0, 0.75, 0.25)  # the paper's temporal filter, before its division by 3
 FILTERS = ("official", "gaussian", "none")
 
@@ -124,17 +127,25 @@ def average_fine_rows(ws: np.ndarray, usable: np.ndarray, rows: tuple[int, int] 
     return ws
 
 
-def smooth_latents(ws: np.ndarray, usable: np.ndarray, settings: SmoothingSettings) -> np.ndarray:
+def smooth_latents(
+    ws: np.ndarray, usable: np.ndarray, settings: SmoothingSettings, tracks: np.ndarray | None = None
+) -> np.ndarray:
     """Fine-row averaging, then the temporal filter: ``ws [N, ..., num_ws, w_dim]`` (W+ ``[N, num_ws, w_dim]``
     or several edit factors ``[N, K, num_ws, w_dim]``) -> float32 of the same shape, NaN on unusable rows.
+
+    ``tracks`` ``[N]`` (a table's ``track`` column, sg3pipe.tracks): each track is a time series of its own,
+    averaged and filtered apart from the others. None: one track.
 
     Edits in W and S add the same vector to every frame, and both steps are linear with weights summing to
     one, so smoothing an edited video equals editing the smoothed one: the order of the paper (edit first)
     and the reverse give the same latents. StyleSpace arrays ``[N, K, C]`` go through :func:`smooth_series`.
     """
     usable = np.asarray(usable, dtype=bool)
-    ws = average_fine_rows(ws, usable, settings.fine_rows)
-    return smooth_series(ws, usable, filter_taps(settings)).astype(np.float32)
+    out = np.empty(np.shape(ws), dtype=np.float32)
+    for rows in track_rows(np.zeros(len(usable)) if tracks is None else tracks):
+        fine = average_fine_rows(np.asarray(ws)[rows], usable[rows], settings.fine_rows)
+        out[rows] = smooth_series(fine, usable[rows], filter_taps(settings))
+    return out
 
 
 def transform_series(transforms: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -174,14 +185,15 @@ def smooth_video(
 ) -> dict:
     """Write ``smoothed.parquet`` of a video: one row per row of ``latents.parquet``.
 
-    Columns: ``frame``, ``status``, ``usable`` (the frame was inverted), ``latent [num_ws, w_dim]`` (fine rows
-    averaged, then filtered), ``angle_deg``, ``tx``, ``ty``, ``scale`` and ``transform [3, 3]`` (smoothed
+    Columns: ``frame``, ``track``, ``status``, ``usable`` (the frame was inverted), ``latent [num_ws, w_dim]``
+    (fine rows averaged, then filtered), ``angle_deg``, ``tx``, ``ty``, ``scale`` and ``transform [3, 3]`` (smoothed
     parameters and the similarity rebuilt from them); NaN on unusable rows. Edits are not stored: they commute
     with smoothing (:func:`smooth_latents`), so the renderer applies each edit to these latents.
 
     Returns:
-        The metadata: settings, shapes, and the jitter (:func:`sg3pipe.metrics.temporal.jitter`) of the
-        latents and of each transform parameter before and after smoothing.
+        The metadata: settings, shapes, and ``jitter``, per track (a list, track 0 first): the jitter
+        (:func:`sg3pipe.metrics.temporal.jitter`) of the latents and of each transform parameter before and
+        after smoothing. Each track is smoothed on its own.
     """
     latents, latents_meta = read_table(latents_path)
     frames, _ = read_table(frames_path)
@@ -193,14 +205,23 @@ def smooth_video(
     ws = column_array(latents, "latent", shape)
     usable = latents["inverted"].to_numpy().astype(bool)
     transforms = column_array(frames, "transform", (3, 3)).astype(np.float64)
-    smoothed_ws = smooth_latents(ws, usable, settings)
-    smoothed = smooth_transforms(transforms, usable, settings)
-    raw_params = dict(zip(("angle_deg", "tx", "ty", "scale"), transform_series(transforms, usable).T, strict=True))
-    jitters = {"latent": {"before": jitter(ws, usable), "after": jitter(smoothed_ws, usable)}}
-    for name, values in raw_params.items():
-        jitters[name] = {"before": jitter(values, usable), "after": jitter(smoothed[name], usable)}
+    tracks = latents["track"].to_numpy()
+    smoothed_ws = smooth_latents(ws, usable, settings, tracks)
+    smoothed = {name: np.full((len(usable), *shape), np.nan) for name, shape in TRANSFORM_SHAPES.items()}
+    jitters = []  # one record per track
+    for rows in track_rows(tracks):
+        use = usable[rows]
+        track_smoothed = smooth_transforms(transforms[rows], use, settings)
+        raw = dict(zip(("angle_deg", "tx", "ty", "scale"), transform_series(transforms[rows], use).T, strict=True))
+        record = {"latent": {"before": jitter(ws[rows], use), "after": jitter(smoothed_ws[rows], use)}}
+        for name, values in raw.items():
+            record[name] = {"before": jitter(values, use), "after": jitter(track_smoothed[name], use)}
+            smoothed[name][rows] = track_smoothed[name]
+        smoothed["transform"][rows] = track_smoothed["transform"]
+        jitters.append(record)
     columns = {
         "frame": latents["frame"].to_numpy(),
+        "track": tracks,
         "status": latents["status"].to_numpy(),
         "usable": usable,
         "latent": smoothed_ws,
@@ -213,6 +234,6 @@ def smooth_video(
         "jitter": jitters,
     }
     write_table(out_path, columns, metadata)
-    log.info("smoothed %d of %d frames; latent jitter %.4f -> %.4f", usable.sum(), len(usable),
-             jitters["latent"]["before"], jitters["latent"]["after"])  # fmt: skip
+    log.info("smoothed %d of %d frames; latent jitter %.4f -> %.4f (track 0)", usable.sum(), len(usable),
+             jitters[0]["latent"]["before"], jitters[0]["latent"]["after"])  # fmt: skip
     return metadata

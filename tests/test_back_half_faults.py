@@ -250,9 +250,9 @@ def test_face_away_for_three_seconds_passes_the_source_through_and_smooths_each_
     metrics, meta = read_table(results / "metrics.parquet")
     identity = metrics["identity.edit-look-3"].to_numpy()
     assert np.isnan(identity[~usable]).all() and np.isfinite(identity[usable]).all()
-    consistency = meta["summary"]["edit-look-3"]
+    consistency = meta["summary"][0]["edit-look-3"]
     assert 0.5 < consistency["tl_id"] < 1.5 and 0.5 < consistency["tg_id"] < 1.5
-    assert meta["summary"]["usable_frames"] == usable.sum()
+    assert meta["summary"][0]["usable_frames"] == usable.sum()
 
 
 # --- 2. a 40-px face in a 1080p frame, a face that fills a 4K frame ------------------------------------------------
@@ -388,7 +388,7 @@ def test_one_and_two_frame_clips_render_every_video_and_summarise(tmp_path, coun
     assert np.abs(column_array(smoothed, "transform", (3, 3)) - raw).max() < 1e-5
     metrics, meta = read_table(results / "metrics.parquet")
     assert len(metrics) == count and np.isfinite(metrics["identity.edit-look-3"]).all()
-    consistency = meta["summary"]["edit-look-3"]
+    consistency = meta["summary"][0]["edit-look-3"]
     if count == 1:  # no pair of frames: nothing to compare, and it says so
         assert np.isnan(consistency["tl_id"]) and np.isnan(consistency["tg_id"])
     else:

@@ -127,7 +127,8 @@ def video_latents(G, tmp_path_factory):
     ws[3] = np.nan
     status = np.array(["ok"] * 7, dtype=object)
     status[3] = "no_face"
-    columns = {"frame": np.arange(7), "status": status, "inverted": status == "ok", "latent": ws}
+    columns = {"frame": np.arange(7), "track": np.zeros(7, np.int64), "status": status, "inverted": status == "ok",
+               "latent": ws}  # fmt: skip
     write_table(path, columns, {"shapes": {"latent": [G.num_ws, G.w_dim]}})
     return path, ws
 

@@ -292,12 +292,15 @@ def test_prefetch_stops_its_reader_when_the_consumer_stops():
     assert closed == [True]
 
 
-def test_face_track_boxes_replace_the_detector(tmp_path, gappy_video):
-    """A manifest face track: landmarks on its boxes only; frames without a box have no face."""
+@pytest.mark.parametrize("max_faces", [1, 3])
+def test_face_track_boxes_replace_the_detector(tmp_path, gappy_video, max_faces):
+    """A manifest face track: landmarks on its boxes only; frames without a box have no face. It pins one face
+    however many faces.max_faces allows."""
     rows = [(k, 73.0 - 2 * k, 77.0, 177.0 - 2 * k, 181.0) for k in range(9, 15)]  # HOG's box, drifting left
     track = tmp_path / "track.tsv"
     track.write_text("frame\tx0\ty0\tx1\ty1\n" + "".join("\t".join(map(str, row)) + "\n" for row in rows))
-    table, _, aligned, _ = run(tmp_path, gappy_video, {}, face_track=str(track))
+    table, _, aligned, _ = run(tmp_path, gappy_video, {"faces": {"max_faces": max_faces}}, face_track=str(track))
+    assert (table["track"] == 0).all() and len(table) == 24
     assert list(table["status"][9:15]) == ["ok"] * 6 and (table["status"][:7] == "unusable").all()
     assert list(table["n_faces"][8:16]) == [0, 1, 1, 1, 1, 1, 1, 0]
     np.testing.assert_allclose(column_array(table, "bbox", (4,))[9], rows[0][1:])

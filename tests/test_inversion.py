@@ -61,7 +61,8 @@ def write_frames(folder, status=STATUS, size=RES):
     crops = to_uint8(render(params, size, transform=torch.as_tensor(make_transform(angles, 0.02, -0.01))).images)
     write_video(folder / "aligned.mkv", aligned, 25.0, codec="lossless")
     write_video(folder / "crops.mkv", crops, 25.0, codec="lossless")
-    columns = {"frame": np.arange(n), "status": np.array(status), "transform": transforms.reshape(n, 9)}
+    columns = {"frame": np.arange(n), "track": np.zeros(n, np.int64), "status": np.array(status),
+               "transform": transforms.reshape(n, 9)}  # fmt: skip
     write_table(folder / "frames.parquet", columns, {"shapes": {"transform": [3, 3]}})
     return aligned, transforms
 
@@ -134,7 +135,8 @@ def test_projector_inversion_with_lpips(tmp_path, models):
 def test_frame_count_and_size_mismatches_are_clear_errors(tmp_path, models):
     encoder_file, _ = models
     write_frames(tmp_path)
-    write_table(tmp_path / "frames.parquet", {"frame": np.arange(4), "status": np.array(["ok"] * 4),
+    write_table(tmp_path / "frames.parquet", {"frame": np.arange(4), "track": np.zeros(4, np.int64),
+                                              "status": np.array(["ok"] * 4),
                                               "transform": np.tile(np.eye(3).reshape(1, 9), (4, 1))}, {})  # fmt: skip
     with pytest.raises(ValueError, match="holds more frames than the 4 rows"):
         run(tmp_path, encoder_file)

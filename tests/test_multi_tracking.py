@@ -7,7 +7,7 @@ import pytest
 
 from sg3pipe.faces.alignment import ffhq_quad, quad_angle_deg
 from sg3pipe.faces.landmarks import DlibPredictor, HogDetector
-from sg3pipe.faces.multi_tracking import MultiFaceTracker, select_tracks
+from sg3pipe.faces.multi_tracking import LOST_SEARCH_FRAMES, MultiFaceTracker, select_tracks
 from sg3pipe.faces.tracking import FaceFrame, FaceTracker
 from sg3pipe.metrics.identity import IdentityModel
 from sg3pipe.metrics.tracking import id_switches, match_tracks, truth_arrays
@@ -163,3 +163,17 @@ def test_identity_relinks_faces_that_swap_places(models, identity):
         tracker.update(frame)
     means = [track.mean_descriptor() for track in tracker.tracks]
     assert np.linalg.norm(means[0] - means[1]) > 0.6
+
+
+def test_a_face_that_leaves_for_good_costs_whole_frame_detections_only_for_a_while(models):
+    """After Grace Hopper leaves (frame 5 on), whole-frame detections look for her on the next
+    LOST_SEARCH_FRAMES frames, then only every redetect_every frames; the astronaut stays tracked."""
+    frames, _ = two_photo_frames(70)
+    frames[5:, :, 300:] = 40  # her side of the canvas, blanked
+    tracker = MultiFaceTracker(*models, max_faces=2, redetect_every=25)
+    found = [tracker.update(frame) for frame in frames]
+    assert all(sorted(frame) == [0, 1] for frame in found[:5])
+    astronaut = min(found[0], key=lambda tid: found[0][tid].box[0])  # the left face
+    assert all(list(frame) == [astronaut] for frame in found[5:])
+    # frame 0; frames 5..29 (her last sighting was frame 4); frame 54 (redetect_every after 29)
+    assert tracker.detections == 1 + LOST_SEARCH_FRAMES + 1, tracker.detections

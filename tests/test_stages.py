@@ -35,7 +35,7 @@ def test_frames_encode_directions_render_run_as_plain_functions(tmp_path):
     table = {name: str(video / f"{name}.parquet") for name in ("frames", "latents", "smoothed", "metrics")}
     crops = {"aligned": str(video / "aligned.mkv"), "crops": str(video / "crops.mkv")}
 
-    sections = {key: config[key] for key in ("ingest", "landmarks", "align")}
+    sections = {key: config[key] for key in ("ingest", "landmarks", "faces", "align")}
     frames({"video": str(ROOT / "samples" / "synth_a.mp4")}, {"table": table["frames"], **crops},
            {**sections, "clip": {"max_frames": FRAMES}})  # fmt: skip
     encode({"table": table["frames"], **crops, "model": models["encoder"]}, {"table": table["latents"]},

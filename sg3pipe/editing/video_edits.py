@@ -1,7 +1,7 @@
 """Apply a configured edit to a video's latents: ``results/{video}/edits/{edit}.parquet``, one row per frame.
 
-The table keeps every row of ``latents.parquet`` (``frame``, ``status``, ``inverted``); rows of frames that
-were not inverted hold NaN, as their latents do. Edits in W or W+ store ``latent [K, num_ws, w_dim]`` (one
+The table keeps every row of ``latents.parquet`` (``frame``, ``track``, ``status``, ``inverted``); rows of frames
+that were not inverted hold NaN, as their latents do. Edits in W or W+ store ``latent [K, num_ws, w_dim]`` (one
 edited W+ per factor); edits in StyleSpace store ``styles [K, C]`` (flat, without the input layer's entry,
 which the renderer takes from the unedited ``latent``, also stored). The factors, in the configured and in
 raw units, are in the metadata.
@@ -87,7 +87,8 @@ def edit_video(
         )
         raise ValueError(f"{problem}: point the edit at a direction of its space")
     raw = [factor_in_raw_units(f, spec.unit, row["std"]) for f in spec.factors]
-    columns = {"frame": table["frame"].to_numpy(), "status": table["status"].to_numpy(), "latent": ws}
+    columns = {name: table[name].to_numpy() for name in ("frame", "track", "status")}
+    columns["latent"] = ws
     columns["inverted"] = table["inverted"].to_numpy()
     if spec.space == "s":
         if G is None:

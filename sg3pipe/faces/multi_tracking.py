@@ -2,8 +2,9 @@
 
 Each live track moves on by :func:`sg3pipe.faces.tracking.track_region`, the one-face tracker's region step
 (upright search around the previous FFHQ quad). A whole-frame detection runs on the first frame, every
-``redetect_every`` frames, and on every frame while a track is lost; its detections that no live track claims
-(IoU below :data:`~sg3pipe.faces.tracking.MIN_IOU`) start or resume tracks.
+``redetect_every`` frames, and on every frame of the first :data:`LOST_SEARCH_FRAMES` after a track was lost;
+its detections that no live track claims (IoU below :data:`~sg3pipe.faces.tracking.MIN_IOU`) start or resume
+tracks.
 
 **Linking rule.** An unclaimed detection resumes a *lost* track (occluded, out of the frame, or dropped in a
 crossing) rather than starting a new one when it fits it:
@@ -38,6 +39,10 @@ from sg3pipe.faces.tracking import MIN_IOU, FaceFrame, iou, track_region
 
 ID_THRESHOLD = 0.6  # dlib descriptor distance below which two faces are the same person (dlib's figure)
 POSITION_GATE = 3.0  # a lost track resumes within this many of its box widths of where it was last seen
+# A lost track has a whole-frame detection look for it on each of this many frames after it was last seen (an
+# occlusion or a crossing usually ends within a second); later only the periodic detection does, so that a face
+# that left for good does not cost a whole-frame detection on every remaining frame.
+LOST_SEARCH_FRAMES = 25
 DESCRIPTOR_FRAMES = 5  # descriptors averaged per track
 DESCRIPTOR_EVERY = 5  # frames between a track's descriptor samples
 ALIGNED_PX = 224  # side of the FFHQ-aligned face a descriptor is computed from (dlib's chip is 150 px of it)
@@ -69,8 +74,8 @@ class MultiFaceTracker:
         detector: called on a frame, returns :class:`~sg3pipe.faces.landmarks.Detections`.
         predictor: called on a frame and boxes ``[K, 4]``, returns landmarks ``[K, 68, 2]``.
         max_faces: most tracks live at once.
-        redetect_every: whole-frame detection at least every this many frames, to find new faces (0: only on
-            the first frame and while a track is lost).
+        redetect_every: whole-frame detection at least every this many frames, to find new faces and faces
+            lost long ago (0: only on the first frame and just after a track is lost).
         count_score: detector score from which a detection counts as a face (starts or resumes a track, counts
             towards ``n_faces``).
         min_size_px: detections narrower than this (detector box, pixels) start or resume no track.
@@ -122,8 +127,11 @@ class MultiFaceTracker:
                 if face is not None:
                     found[tid] = face
         self._resolve_conflicts(rgb, found)
-        lost = len(found) < len(self.tracks)
-        detected = self._frame == 0 or lost or (self.redetect_every and self._since_detect >= self.redetect_every)
+        searching = any(
+            tid not in found and self._frame - track.seen <= LOST_SEARCH_FRAMES for tid, track in enumerate(self.tracks)
+        )
+        periodic = self.redetect_every and self._since_detect >= self.redetect_every
+        detected = self._frame == 0 or searching or periodic
         if detected:
             self._link_detections(image, rgb, found)
         for tid, track in enumerate(self.tracks):

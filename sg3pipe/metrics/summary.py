@@ -1,4 +1,4 @@
-"""The run's summary table: one row per video from the per-video summaries in ``metrics.parquet``."""
+"""The run's summary table: one row per video and face track from the summaries in ``metrics.parquet``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sg3pipe.io.tables import read_table, write_frame
+from sg3pipe.tracks import track_rows
 
 
 def flatten(record: dict, prefix: str = "") -> dict:
@@ -23,16 +24,21 @@ def flatten(record: dict, prefix: str = "") -> dict:
 
 
 def summary_frame(metrics_paths: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per ``results/{video}/metrics.parquet``: ``video`` (the folder name), the flattened per-video
-    summary (frames, render frames/s, jitter before/after, PTI loss, TL-ID/TG-ID per edit) and the mean of
-    every per-frame metric column over the usable frames."""
+    """One row per face track of each ``results/{video}/metrics.parquet`` (one per video with one face):
+    ``video`` (the folder name), ``track``, the flattened per-track summary (frames, render frames/s, jitter
+    before/after, PTI loss, TL-ID/TG-ID per edit) and the mean of every per-frame metric column over the track's
+    usable frames."""
     rows = []
     for path in metrics_paths:
         table, meta = read_table(path)
         usable = table["usable"].to_numpy().astype(bool)
-        means = {f"mean.{c}": float(np.nanmean(table[c].to_numpy()[usable])) if usable.any() else float("nan")
-                 for c in table.columns if c not in ("frame", "status", "usable")}  # fmt: skip
-        rows.append({"video": Path(path).parent.name, **flatten(meta.get("summary", {})), **means})
+        metric_columns = [c for c in table.columns if c not in ("frame", "track", "status", "usable")]
+        per_track = zip(track_rows(table["track"]), meta["summary"], strict=True)
+        for track, (rows_of_track, summary) in enumerate(per_track):
+            use = rows_of_track[usable[rows_of_track]]
+            means = {f"mean.{c}": float(np.nanmean(table[c].to_numpy()[use])) if len(use) else float("nan")
+                     for c in metric_columns}  # fmt: skip
+            rows.append({"video": Path(path).parent.name, "track": track, **flatten(summary), **means})
     return pd.DataFrame(rows)
 
 

@@ -67,12 +67,13 @@ def edit_variants(
     batch: int = 64,
 ) -> list[Variant]:
     """``edit-{name}-{factor}`` variants of one edits table (sg3pipe.editing.video_edits), smoothed like
-    ``smoothed_ws [N, num_ws, w_dim]`` with the smoothed ``transforms [N, 3, 3]`` (module docstring)."""
+    ``smoothed_ws [N, num_ws, w_dim]`` (each track on its own) with the smoothed ``transforms [N, 3, 3]``
+    (module docstring)."""
     shapes = metadata["shapes"]
     factors = metadata["factors"]
     if "latent_edited" in shapes:
         edited = column_array(table, "latent_edited", tuple(shapes["latent_edited"]))  # [N, K, num_ws, w_dim]
-        smoothed = smooth_latents(edited, usable, settings)
+        smoothed = smooth_latents(edited, usable, settings, table["track"].to_numpy())
         return [Variant(edit_variant_name(name, f), smoothed[:, k], transforms, "pti") for k, f in enumerate(factors)]
     raw_ws = column_array(table, "latent", tuple(shapes["latent"]))
     edited = column_array(table, "styles", tuple(shapes["styles"]))  # [N, K, C]

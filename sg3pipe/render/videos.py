@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sg3pipe.faces.alignment import quad_side
 from sg3pipe.io.tables import column_array, read_table, write_table
 from sg3pipe.metrics.identity import descriptor_cosine
 from sg3pipe.metrics.temporal import identity_consistency
@@ -49,6 +50,7 @@ from sg3pipe.render.stitching import stitch
 from sg3pipe.render.variants import Variant, base_variants, edit_variants, render_images
 from sg3pipe.settings import settings
 from sg3pipe.temporal import SmoothingSettings
+from sg3pipe.tracks import track_name, track_rows
 from sg3pipe.video.decode import read_frames
 from sg3pipe.video.probe import probe_video
 from sg3pipe.video.writer import VideoSink
@@ -91,10 +93,11 @@ class SourceClip:
     still: bool = False  # a still image (png/jpg): every video also gets its one frame as {name}.png
 
 
-def _batches(source: SourceClip, batch: int, pasteback: bool) -> Iterator[tuple[np.ndarray, ...]]:
-    """``(crops, frames or None)`` uint8 batches of the clip, in step."""
+def _batches(source: SourceClip, batch: int, tracks: int, pasteback: bool) -> Iterator[tuple[np.ndarray, ...]]:
+    """``(crops, frames or None)`` uint8 batches of the clip, in step: ``batch`` source frames and their
+    ``batch * tracks`` crops (frame-major, sg3pipe.tracks)."""
     frames = read_frames(source.video, **source.clip, fps=source.fps, batch_size=batch) if pasteback else None
-    for crop_batch in read_frames(source.crops, batch_size=batch):
+    for crop_batch in read_frames(source.crops, batch_size=batch * tracks):
         frame_batch = next(frames).images if frames is not None else None
         yield crop_batch.images, frame_batch
 
@@ -116,6 +119,13 @@ def _paste(frames: np.ndarray, usable: np.ndarray, edited: np.ndarray, crop_quad
     return out
 
 
+def _paste_order(sizes: np.ndarray) -> np.ndarray:
+    """The order in which a batch's tracks are pasted, from their face sizes ``[B, T]`` (NaN: absent): smallest
+    mean size first, so that where two faces overlap the nearer (larger) one is pasted last and wins."""
+    mean = np.array([np.nanmean(column) if np.isfinite(column).any() else 0.0 for column in sizes.T])
+    return np.argsort(mean, kind="stable")
+
+
 def render_video(
     source: SourceClip,
     variants: list[Variant],
@@ -126,8 +136,12 @@ def render_video(
     identity=None,
     lpips: torch.nn.Module | None = None,
     parser: FaceParser | None = None,
-) -> tuple[dict[str, np.ndarray], dict]:
+) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Render and write every video of one source video (module docstring).
+
+    With several face tracks (``frames_table["track"]``, sg3pipe.tracks) every track's frames are rendered in
+    the same batches; each track's crop-sized videos go to ``out_dir/face{k}/``, and the paste-back videos put
+    every track's edit into the same source frame, each under its own mask, larger faces over smaller ones.
 
     Args:
         variants: from :mod:`sg3pipe.render.variants`; those named ``edit-*`` also make the side-by-side and
@@ -139,17 +153,20 @@ def render_video(
         parser: a face parser for the paste-back masks, or None for the landmarks' masks.
 
     Returns:
-        ``(columns, summary)``: per-frame metric columns ``[N]`` (module docstring; NaN on unusable frames),
-        and per-video numbers: frames, usable frames, render frames/s, TL-ID and TG-ID of each edit, and with
-        stitching the mean ring L2 of each edit before and after it (``stitching``).
+        ``(columns, summaries)``: per-row metric columns ``[R]`` (module docstring; NaN on unusable rows), and
+        per track (track 0 first) its numbers: frames, usable frames, render frames/s, TL-ID and TG-ID of each
+        edit, and with stitching the mean ring L2 of each edit before and after it (``stitching``).
     """
     out_dir = Path(out_dir)
     n = len(frames_table)
+    tracks = track_rows(frames_table["track"].to_numpy())
+    count = len(tracks)
     usable_all = np.isfinite(variants[0].ws).all(axis=(1, 2))
     edits = [v for v in variants if v.name.startswith("edit-")]
     pti = next(v for v in variants if v.name == "pti")
     landmarks = column_array(frames_table, "landmarks", (68, 2)).astype(np.float64)
-    crop_quad = column_array(frames_table, "crop_quad", (4, 2)).astype(np.float64)[0]
+    crop_quads = column_array(frames_table, "crop_quad", (4, 2)).astype(np.float64)[[rows[0] for rows in tracks]]
+    sizes = quad_side(column_array(frames_table, "aligned_quad", (4, 2)).astype(np.float64))  # [R], NaN: none
     source_transforms = column_array(frames_table, "transform", (3, 3)).astype(np.float64)  # the crops' faces
     resolution = generators["base"].img_resolution
     metrics = ["l2"] + ["lpips"] * (lpips is not None) + ["identity"] * (identity is not None)
@@ -157,24 +174,20 @@ def render_video(
     descriptors = {name: np.full((n, 128), np.nan) for name in ["source", *(v.name for v in edits)]}
     first_s = float(frames_table["time_s"].iloc[0])  # player time of the clip's first frame: the audio's start
     audio = {"audio_from": source.video, "audio_start_s": first_s} if source.has_audio else {}
-    names = [v.name for v in variants] + ["fov", "side_by_side"]
+    crop_names = [v.name for v in variants] + ["fov", "side_by_side"]
+    folders = [out_dir] if count == 1 else [out_dir / track_name(track) for track in range(count)]
+    places = {(track, name): (folder, name) for track, folder in enumerate(folders) for name in crop_names}
     if settings.pasteback:
-        names += [pasteback_name(v.name) for v in edits]
+        places.update({(None, pasteback_name(v.name)): (out_dir, pasteback_name(v.name)) for v in edits})
     started, done = time.monotonic(), 0
-    stitching = {}  # edit -> ring L2 before and after the stitching tuning, per batch with its frame count
+    stitching = [{} for _ in tracks]  # per track: edit -> ring L2 before and after stitching, per batch and count
     with contextlib.ExitStack() as stack:
-        sinks = {
-            name: stack.enter_context(
-                VideoSink(
-                    out_dir / f"{name}.mp4",
-                    source.fps,
-                    **audio,
-                    still_png=out_dir / f"{name}.png" if source.still else None,
-                )
-            )
-            for name in names
-        }
-        for crops, frames in _batches(source, settings.batch, settings.pasteback):
+        sinks = {}
+        for key, (folder, name) in places.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            png = folder / f"{name}.png" if source.still else None
+            sinks[key] = stack.enter_context(VideoSink(folder / f"{name}.mp4", source.fps, **audio, still_png=png))
+        for crops, frames in _batches(source, settings.batch, count, settings.pasteback):
             rows = np.arange(done, done + len(crops))
             usable = usable_all[rows]
             use = rows[usable]
@@ -195,47 +208,79 @@ def render_video(
                             )
                             if variant.name in descriptors:
                                 descriptors[variant.name][use] = drawn_descriptors
-                    sinks[variant.name].write(shown[variant.name])
-                sinks["fov"].write(_fov(generators["pti"], pti, use, usable, crops, settings.fov_pad))
-            sinks["side_by_side"].write(np.concatenate([crops, shown["pti"], *(shown[v.name] for v in edits)], axis=2))
+                fov = _fov(generators["pti"], pti, use, usable, crops, settings.fov_pad)
+            side_by_side = np.concatenate([crops, shown["pti"], *(shown[v.name] for v in edits)], axis=2)
+            for track in range(count):
+                mine = slice(track, None, count)  # this track's rows of the batch
+                for variant in variants:
+                    sinks[track, variant.name].write(shown[variant.name][mine])
+                sinks[track, "fov"].write(fov[mine])
+                sinks[track, "side_by_side"].write(side_by_side[mine])
             if settings.pasteback:
-                dilate, feather = settings.mask_dilate * resolution, settings.mask_feather * resolution
-                if parser is None:
-                    masks = face_mask(frame_to_crop(landmarks[use], crop_quad, resolution), resolution, dilate, feather)
-                else:
-                    source_face = parser(crops[usable])
+                pasted = {v.name: frames for v in edits}  # no usable frame: the source frames as they are
+                for track in _paste_order(sizes[rows].reshape(-1, count)):
+                    mine = slice(track, None, count)
+                    track_usable, track_use = usable[mine], rows[mine][usable[mine]]
+                    if not len(track_use):
+                        continue
+                    track_shown = {v.name: shown[v.name][mine] for v in edits}
+                    for variant, edited, masks in _edited_crops(
+                        edits, track_shown, generators, crops[mine], track_usable, track_use, landmarks,
+                        crop_quads[track], resolution, settings, parser, stitching[track],
+                    ):  # fmt: skip
+                        pasted[variant.name] = _paste(pasted[variant.name], track_usable, edited, crop_quads[track],
+                                                      masks)  # fmt: skip
                 for variant in edits:
-                    out = frames  # no usable frame: the source frames as they are
-                    if len(use):
-                        edited = shown[variant.name][usable]
-                        if parser is not None:
-                            masks = region_mask(source_face | parser(edited), dilate, feather)
-                        if settings.stitching_steps > 0:
-                            G = generators[variant.generator]
-                            stitched, ring = stitch(G, variant, use, masks, crops[usable], settings.stitching_steps,
-                                                    settings.stitching_lr)  # fmt: skip
-                            edited = to_uint8(stitched)
-                            for key, value in ring.items():
-                                stitching.setdefault(variant.name, {}).setdefault(key, []).append((value, len(use)))
-                        out = _paste(frames, usable, edited, crop_quad, masks)
-                    sinks[pasteback_name(variant.name)].write(out)
+                    sinks[None, pasteback_name(variant.name)].write(pasted[variant.name])
             done += len(crops)
         if done != n:
             raise ValueError(
-                f"{source.crops} holds {done} frames but frames.parquet lists {n}; rerun the frames rule for this video"
+                f"{source.crops} holds {done} crops but frames.parquet lists {n} rows; rerun the frames rule for "
+                "this video"
             )
     elapsed = time.monotonic() - started
-    summary = {"frames": n, "usable_frames": int(usable_all.sum()), "render_fps": n / elapsed}
-    if identity is not None:
-        for variant in edits:
-            summary[variant.name] = identity_consistency(descriptors["source"], descriptors[variant.name], usable_all)
-    if stitching:
-        summary["stitching"] = {
-            name: {key: sum(v * k for v, k in pairs) / sum(k for _, k in pairs) for key, pairs in values.items()}
-            for name, values in stitching.items()
-        }
-    log.info("rendered %d videos of %d frames in %.1f s", len(names), n, elapsed)
-    return columns, summary
+    summaries = []
+    for track, track_stitching in zip(tracks, stitching, strict=True):
+        use = usable_all[track]
+        summary = {"frames": len(track), "usable_frames": int(use.sum()), "render_fps": len(track) / elapsed}
+        if identity is not None:
+            for variant in edits:
+                summary[variant.name] = identity_consistency(
+                    descriptors["source"][track], descriptors[variant.name][track], use
+                )
+        if track_stitching:
+            summary["stitching"] = {
+                name: {key: sum(v * k for v, k in pairs) / sum(k for _, k in pairs) for key, pairs in values.items()}
+                for name, values in track_stitching.items()
+            }
+        summaries.append(summary)
+    log.info("rendered %d videos of %d frames and %d tracks in %.1f s", len(sinks), n // count, count, elapsed)
+    return columns, summaries
+
+
+def _edited_crops(edits, shown, generators, crops, usable, use, landmarks, crop_quad, resolution, settings, parser,
+                  stitching):  # fmt: skip
+    """For one track's rows of a batch: ``(variant, edited crops [U, R, R, 3] uint8, masks)`` per edit, ready to
+    paste into the track's ``usable`` frames (stitched first with ``settings.stitching_steps``; the ring L2
+    before and after is added to ``stitching``). ``shown`` holds each edit's crops of the track ``[B, R, R, 3]``,
+    ``crops`` its source crops ``[B, R, R, 3]``, ``use`` its usable rows ``[U]`` of the table."""
+    dilate, feather = settings.mask_dilate * resolution, settings.mask_feather * resolution
+    if parser is None:
+        masks = face_mask(frame_to_crop(landmarks[use], crop_quad, resolution), resolution, dilate, feather)
+    else:
+        source_face = parser(crops[usable])
+    for variant in edits:
+        edited = shown[variant.name][usable]
+        if parser is not None:
+            masks = region_mask(source_face | parser(edited), dilate, feather)
+        if settings.stitching_steps > 0:
+            G = generators[variant.generator]
+            stitched, ring = stitch(G, variant, use, masks, crops[usable], settings.stitching_steps,
+                                    settings.stitching_lr)  # fmt: skip
+            edited = to_uint8(stitched)
+            for key, value in ring.items():
+                stitching.setdefault(variant.name, {}).setdefault(key, []).append((value, len(use)))
+        yield variant, edited, masks
 
 
 def _score(columns: dict, name: str, images: torch.Tensor, crops: np.ndarray, rows: np.ndarray, lpips) -> None:
@@ -269,8 +314,8 @@ def render_outputs(
     lpips: torch.nn.Module | None = None,
     provenance: dict | None = None,
     parser: FaceParser | None = None,
-) -> dict:
-    """Render a video's variants from its tables and write ``metrics.parquet`` (one row per frame).
+) -> list[dict]:
+    """Render a video's variants from its tables and write ``metrics.parquet`` (one row per frame and track).
 
     Args:
         paths: ``frames``, ``latents``, ``smoothed`` (tables), ``crops`` (the frames stage's video of
@@ -279,8 +324,8 @@ def render_outputs(
         edit_tables: ``edits/{edit}.parquet`` of every edit to render.
 
     Returns:
-        The per-video summary stored in the table's metadata (frames, render frames/s, TL-ID and TG-ID per
-        edit, jitter before and after smoothing, PTI loss at start and end).
+        The per-track summaries stored in the table's metadata as ``summary`` (a list, track 0 first: frames,
+        render frames/s, TL-ID and TG-ID per edit, jitter before and after smoothing, PTI loss at start and end).
     """
     frames, frames_meta = read_table(paths["frames"])
     latents, latents_meta = read_table(paths["latents"])
@@ -300,14 +345,18 @@ def render_outputs(
         has_audio=probe_video(paths["video"]).has_audio,
         still=Path(paths["video"]).suffix.lower() in STILL_SUFFIXES,
     )
-    columns, summary = render_video(
+    columns, summaries = render_video(
         source, variants, {"base": G, "pti": G_pti}, frames, paths["out_dir"], settings, identity, lpips, parser
     )
-    summary["jitter"] = smoothed_meta["jitter"]
+    pti = None
     if paths.get("pti_losses"):
         _, pti_meta = read_table(paths["pti_losses"])
-        summary["pti"] = {k: pti_meta[k] for k in ("start_l2", "end_l2", "outcome") if k in pti_meta}
-    metadata = {"provenance": provenance or {}, "render": asdict(settings), "summary": summary}
-    base = {"frame": frames["frame"].to_numpy(), "status": frames["status"].to_numpy(), "usable": usable}
-    write_table(paths["metrics"], {**base, **columns}, metadata)
-    return summary
+        pti = {k: pti_meta[k] for k in ("start_l2", "end_l2", "outcome") if k in pti_meta}
+    for summary, jitter in zip(summaries, smoothed_meta["jitter"], strict=True):
+        summary["jitter"] = jitter
+        if pti is not None:
+            summary["pti"] = pti  # one tuned generator for every track of the video
+    metadata = {"provenance": provenance or {}, "render": asdict(settings), "summary": summaries}
+    base = {name: frames[name].to_numpy() for name in ("frame", "track", "status")}
+    write_table(paths["metrics"], {**base, "usable": usable, **columns}, metadata)
+    return summaries

@@ -10,7 +10,7 @@ def frames(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
     Args:
         inputs: ``video``; optional ``landmarks`` (a landmarks table) and ``face_track`` (a VoxCeleb track file).
         outputs: ``table``, ``aligned``, ``crops``.
-        config: sections ``ingest``, ``landmarks``, ``align``, and ``clip`` (the manifest's ``start_s``,
+        config: sections ``ingest``, ``landmarks``, ``faces``, ``align``, and ``clip`` (the manifest's ``start_s``,
             ``end_s``, ``max_frames`` of this video).
     """
     from sg3pipe.frames import build_frames
@@ -20,7 +20,7 @@ def frames(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
         outputs["table"],
         outputs["aligned"],
         outputs["crops"],
-        config={key: config[key] for key in ("ingest", "landmarks", "align")},
+        config={key: config[key] for key in ("ingest", "landmarks", "faces", "align")},
         landmarks=inputs.get("landmarks"),
         face_track=inputs.get("face_track"),
         **config.get("clip", {}),

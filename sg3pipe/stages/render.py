@@ -121,12 +121,13 @@ def _tuned(inputs: dict, outputs: dict, config: dict, G, lpips):
 
 
 def summary(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
-    """One row per video (``inputs["metrics"]``, a list of metrics tables): ``outputs["table"]`` and ``html``."""
+    """One row per video and face track (``inputs["metrics"]``, a list of metrics tables): ``outputs["table"]`` and
+    ``html``."""
     from sg3pipe.io.html import html_table
     from sg3pipe.metrics.summary import write_summary
 
     table = write_summary(list(inputs["metrics"]), outputs["table"])
-    html_table(outputs["html"], table, "Run summary: one row per video")
+    html_table(outputs["html"], table, "Run summary: one row per video and face track")
 
 
 def failures(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
