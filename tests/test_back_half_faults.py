@@ -133,7 +133,7 @@ def front_half(folder: Path, video: Path, config: dict, landmarks: Path | None =
     paths = {name: str(folder / f"{name}.parquet") for name in ("frames", "latents")}
     crops = {"aligned": str(folder / "aligned.mkv"), "crops": str(folder / "crops.mkv")}
     inputs = {"video": str(video), **({"landmarks": str(landmarks)} if landmarks else {})}
-    sections = {key: config[key] for key in ("ingest", "landmarks", "align")}
+    sections = {key: config[key] for key in ("ingest", "landmarks", "faces", "align")}
     frames(inputs, {"table": paths["frames"], **crops}, {**sections, "clip": {}})
     encode({"table": paths["frames"], **crops, "model": str(ROOT / config["models"]["encoder"])},
            {"table": paths["latents"]}, {"encode": config["encode"], "device": "cpu"})  # fmt: skip
