@@ -247,7 +247,7 @@ def locate_faces(
         log.info("%s: %d face tracks kept", info.path, len(tracks))
     else:
         n_faces = np.array([f.n_faces for f in found], dtype=np.int64)
-        tracks = [[None if f.landmarks is None else f for f in found]]
+        tracks = [found]  # a frame without the face has a FaceFrame of NaN score and no landmarks or box
     return FaceTrack(
         frames,
         sources,
