@@ -102,7 +102,15 @@ class IngestSettings:
     """Config ``ingest``: how frames are decoded (defaults as in config/schemas/config.schema.yaml)."""
 
     fps: float | None = None  # decode at this constant rate (frames/s); None: the video's own rate
-    batch_size: int = 64  # frames decoded per batch
+    batch_size: int = 64  # frames decoded per batch, at most
+    max_batch_mb: float = 8.0  # decoded frames per batch, at most, in MiB (at least one frame)
+
+    def frames_per_batch(self, info: VideoInfo) -> int:
+        """Frames per decoded batch of the video ``info``: ``batch_size``, fewer where its frames are large, so
+        that the few batches in flight (:func:`prefetch`) hold a bounded number of bytes at any frame size
+        (8 MiB: 10 frames of 512x512, one of 1080p)."""
+        frame_bytes = info.width * info.height * 3
+        return max(1, min(self.batch_size, int(self.max_batch_mb * 2**20) // frame_bytes))
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,7 @@ def locate_faces(
     frames, sources, times, found = [], [], [], []
     total = clip.get("max_frames") or info.n_frames
     with tqdm(total=total, desc=f"landmarks {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
-        for batch in prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip)):
+        for batch in _decoded(info, ingest, clip):
             frames.append(batch.indices)
             sources.append(np.rint((batch.times_s - info.first_frame_s) * info.fps).astype(np.int64))
             times.append(batch.times_s)
@@ -467,7 +475,7 @@ def _write_crops(info, clip, ingest, quads, windows, per_frame, align, aligned_p
     n = len(quads) // per_frame
 
     def images() -> Iterator[np.ndarray]:
-        batches = prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.batch_size, **clip))
+        batches = _decoded(info, ingest, clip)
         with tqdm(total=n, desc=f"crops {os.path.basename(info.path)}", unit="frame", mininterval=5) as bar:
             for batch in batches:
                 yield from batch.images
@@ -487,6 +495,12 @@ def _write_crops(info, clip, ingest, quads, windows, per_frame, align, aligned_p
             raise RuntimeError(f"{info.path}: the second decode gave more than the {n} frames of the first")
 
     write_pair(aligned_path, crops_path, pairs(), fps)
+
+
+def _decoded(info: VideoInfo, ingest: IngestSettings, clip: dict) -> Iterator:
+    """The clip's ``FrameBatch``es (:func:`read_frames` with ``clip``'s range), decoded ahead by :func:`prefetch`,
+    in batches of ``ingest.frames_per_batch``."""
+    return prefetch(read_frames(info.path, info, fps=ingest.fps, batch_size=ingest.frames_per_batch(info), **clip))
 
 
 def prefetch(items: Iterator, depth: int = 2) -> Iterator:

@@ -26,6 +26,7 @@ from sg3pipe.settings import settings
 from sg3pipe.transforms import make_transform, transform_params
 from sg3pipe.video.decode import read_all_frames, read_frames
 from sg3pipe.video.errors import VideoError
+from sg3pipe.video.probe import VideoInfo
 from sg3pipe.video.writer import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,18 @@ def test_settings_defaults_agree_with_the_schema():
         settings(AlignSettings, {"sise": 64})
     with pytest.raises(ValueError, match="align.size is not set"):
         settings(AlignSettings, {})
+
+
+def test_decoded_batches_hold_a_bounded_number_of_bytes_at_any_frame_size():
+    def frames_per_batch(width, height, **ingest):
+        info = VideoInfo("clip.mp4", width, height, 25.0, 100, 4.0, 0, False, False, "h264", "yuv420p")
+        return IngestSettings(**ingest).frames_per_batch(info)
+
+    assert frames_per_batch(64, 64) == 64  # small frames: batch_size decides
+    assert frames_per_batch(512, 512) == 10  # 8 MiB of 512x512 frames
+    assert frames_per_batch(1920, 1080) == 1 and frames_per_batch(3840, 2160) == 1  # never fewer than one
+    assert frames_per_batch(512, 512, max_batch_mb=64) == 64
+    assert frames_per_batch(512, 512, batch_size=4) == 4
 
 
 @pytest.fixture(scope="module")
