@@ -74,16 +74,18 @@ def trajectory_plot(
 
 def metrics_plot(path: str | os.PathLike, metrics: pd.DataFrame) -> None:
     """Per-frame metrics of the rendered variants (``metrics.parquet``): one panel per metric (``l2``,
-    ``lpips``, ``identity``), one line per variant and face track; unusable frames are gaps."""
+    ``lpips``, ``identity``), one line per variant and face track (a colour per variant, a line style per track);
+    unusable frames are gaps."""
     kinds = [kind for kind in ("l2", "lpips", "identity") if any(c.startswith(f"{kind}.") for c in metrics.columns)]
     fig, axes = plt.subplots(len(kinds), 1, figsize=(7, 2.4 * len(kinds)), sharex=True, squeeze=False)
     tracks = track_rows(metrics["track"].to_numpy())
+    styles = ("-", "--", ":", "-.")
     for ax, kind in zip(axes[:, 0], kinds, strict=True):
-        for column in [c for c in metrics.columns if c.startswith(f"{kind}.")]:
+        for k, column in enumerate(c for c in metrics.columns if c.startswith(f"{kind}.")):
             for track, rows in enumerate(tracks):
                 face = f" {track_name(track)}" if len(tracks) > 1 else ""
-                ax.plot(metrics["frame"].to_numpy()[rows], metrics[column].to_numpy()[rows], lw=0.8,
-                        label=column.split(".", 1)[1] + face)  # fmt: skip
+                ax.plot(metrics["frame"].to_numpy()[rows], metrics[column].to_numpy()[rows], lw=0.8, color=f"C{k}",
+                        ls=styles[track % len(styles)], label=column.split(".", 1)[1] + face)  # fmt: skip
         ax.set_ylabel(kind)
     axes[0, 0].legend(loc="best", fontsize="x-small", ncol=3)
     axes[-1, 0].set_xlabel("frame")
