@@ -165,21 +165,34 @@ def attribute_accuracy(
     """Balanced accuracy (mean of the true-positive and true-negative rates) per attribute of ``classifier``
     reading ``G.synthesis(G.mapping(z, truncation_psi=1))`` against the labels of ``face_params(z)``, on ``n``
     fresh seeds: whether the generator draws what the renderer would."""
+    return attribute_accuracies(G, {"classifier": classifier}, n, seed, batch)["classifier"]
+
+
+def attribute_accuracies(
+    G: Generator, classifiers: dict[str, torch.nn.Module], n: int = 1024, seed: int = 4096, batch: int = 64
+) -> dict[str, dict[str, float]]:
+    """:func:`attribute_accuracy` of several classifiers (name -> a module with ``names`` giving logits) on the
+    same images, rendered once: name -> attribute -> balanced accuracy."""
     rng = torch.Generator().manual_seed(seed)
     device = G.mapping.w_avg.device
-    decisions, truths = [], []
+    decisions = {name: [] for name in classifiers}
+    labels = []
     with torch.no_grad():
         for start in range(0, n, batch):
             z = torch.randn(min(batch, n - start), G.z_dim, generator=rng)
-            decisions.append(classifier(G.synthesis(G.mapping(z.to(device), truncation_psi=1))).cpu() > 0)
-            labels = attribute_labels(face_params(z))
-            truths.append(torch.stack([labels[name] for name in classifier.names], dim=1))
-    decided, truth = torch.cat(decisions), torch.cat(truths)
+            images = G.synthesis(G.mapping(z.to(device), truncation_psi=1))
+            for name, classifier in classifiers.items():
+                decisions[name].append(classifier(images).cpu() > 0)
+            labels.append(attribute_labels(face_params(z)))
     accuracy = {}
-    for k, name in enumerate(classifier.names):
-        tpr = (decided[:, k] & truth[:, k]).sum() / truth[:, k].sum().clamp_min(1)
-        tnr = (~decided[:, k] & ~truth[:, k]).sum() / (~truth[:, k]).sum().clamp_min(1)
-        accuracy[name] = float((tpr + tnr) / 2)
+    for name, classifier in classifiers.items():
+        decided = torch.cat(decisions[name])
+        truth = torch.stack([torch.cat([chunk[attribute] for chunk in labels]) for attribute in classifier.names], 1)
+        accuracy[name] = {}
+        for k, attribute in enumerate(classifier.names):
+            tpr = (decided[:, k] & truth[:, k]).sum() / truth[:, k].sum().clamp_min(1)
+            tnr = (~decided[:, k] & ~truth[:, k]).sum() / (~truth[:, k]).sum().clamp_min(1)
+            accuracy[name][attribute] = float((tpr + tnr) / 2)
     return accuracy
 
 
