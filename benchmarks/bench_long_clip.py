@@ -5,7 +5,9 @@ metrics) run as plain functions on the astronaut clip (sg3pipe.synth.photo_clip:
 camera, 512x512 h264 with audio, 25 frames/s; its landmarks come from the clip's truth table, so dlib does not
 dominate the frames stage, which still decodes the clip twice and writes both crop videos) at each length asked
 for, with a random 256-px generator of tiny channels and a tiny random ReStyle encoder for it (only memory and
-speed are measured: their pictures mean nothing).
+speed are measured: their pictures mean nothing). With ``--faces 2`` the clip is the astronaut and Grace Hopper
+side by side under the same camera, both faces followed by dlib (``faces.max_faces: 2``): every stage then
+handles two tracks (two crops per frame, one PTI over both, both pasted back).
 
 Each stage runs in a fresh process (multiprocessing, spawn). Its peak resident memory is that process's
 ``VmHWM`` (Linux's high-water mark of its own memory since it started; ``ru_maxrss`` would not do: it keeps the
@@ -18,6 +20,7 @@ the shortest clip; PASS when every ratio is at most 1.3. What it measured: docs/
 
     python benchmarks/bench_long_clip.py
     python benchmarks/bench_long_clip.py --frames 300 3000 --pti-steps 20
+    python benchmarks/bench_long_clip.py --frames 300 3000 --pti-steps 20 --faces 2
 """
 
 from __future__ import annotations
@@ -83,8 +86,11 @@ def make_models(folder: Path) -> dict[str, Path]:
             "directions": directions / "directions.parquet"}  # fmt: skip
 
 
-def stage_calls(folder: Path, clip: Path, truth: Path, models: dict, pti_steps: int, device: str) -> list:
-    """``(stage, inputs, outputs, config)`` of the chain on one clip, in order, as the rules pass them."""
+def stage_calls(
+    folder: Path, clip: Path, truth: Path | None, models: dict, pti_steps: int, device: str, faces: int = 1
+) -> list:
+    """``(stage, inputs, outputs, config)`` of the chain on one clip, in order, as the rules pass them: the
+    landmarks from the ``truth`` table, or with ``truth`` None from dlib, following ``faces`` faces."""
     import yaml
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -107,15 +113,15 @@ def stage_calls(folder: Path, clip: Path, truth: Path, models: dict, pti_steps: 
     }
     sections = {
         "ingest": config["ingest"],
-        "landmarks": {**config["landmarks"], "backend": "table"},
-        "faces": config["faces"],
+        "landmarks": {**config["landmarks"], "backend": "dlib" if truth is None else "table"},
+        "faces": {**config["faces"], "max_faces": faces},
         "align": {**config["align"], "size": RESOLUTION},
         "clip": {},
     }
     render_config = {key: config[key] for key in ("pti", "smooth", "render", "metrics")}
     render_config.update(edits=edits, device=device, lpips=None, pti_workdir=video / "pti" / "work")
     calls = [
-        ("frames", {"video": clip, "landmarks": truth}, frames_out, sections),
+        ("frames", {"video": clip, **({"landmarks": truth} if truth else {})}, frames_out, sections),
         ("encode", {**frames_out, "model": models["encoder"]}, {"table": video / "latents.parquet"},
          {"encode": config["encode"], "device": device}),
         ("render", {"video": clip, "frames": frames_out["table"], "latents": video / "latents.parquet",
@@ -162,15 +168,24 @@ def _memory_mib(field: str) -> float:
     return int(kib) / 1024
 
 
-def run_chain(folder: Path, n_frames: int, models: dict, pti_steps: int, device: str) -> dict[str, dict]:
-    """Make the clip of ``n_frames`` frames in ``folder`` and run each stage on it in a fresh process."""
-    from sg3pipe.synth.photo_clip import make_photo_clip
-
+def run_chain(folder: Path, n_frames: int, models: dict, pti_steps: int, device: str, faces: int = 1) -> dict:
+    """Make the clip of ``n_frames`` frames in ``folder`` and run each stage on it in a fresh process: the
+    astronaut clip with its true landmarks for one face; for two, the astronaut and Grace Hopper side by side
+    under the same camera (sg3pipe.synth.multi_face.two_photo_frames), both followed by dlib."""
     folder.mkdir(parents=True)
     clip, truth = folder / "clip.mp4", folder / "clip.truth.parquet"
-    make_photo_clip(clip, truth, size=512, seconds=n_frames / FPS, fps=FPS)
+    if faces == 1:
+        from sg3pipe.synth.photo_clip import make_photo_clip
+
+        make_photo_clip(clip, truth, size=512, seconds=n_frames / FPS, fps=FPS)
+    else:
+        from sg3pipe.synth.multi_face import two_photo_frames
+        from sg3pipe.video.writer import write_video
+
+        write_video(clip, two_photo_frames(n_frames, FPS)[0], FPS)
+        truth = None
     results = {}
-    for name, inputs, outputs, config in stage_calls(folder, clip, truth, models, pti_steps, device):
+    for name, inputs, outputs, config in stage_calls(folder, clip, truth, models, pti_steps, device, faces):
         log_path = folder / f"{name}.log"
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             try:
@@ -188,6 +203,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[300, 3000], help="clip lengths, shortest first")
     parser.add_argument("--pti-steps", type=int, default=20, help="PTI steps (batch 2)")
     parser.add_argument("--device", default="cpu", help="device of the stages (cpu, cuda, auto)")
+    parser.add_argument("--faces", type=int, choices=(1, 2), default=1, help="faces followed in the clip")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
     print("command:", shlex.join(["python", os.path.relpath(__file__, ROOT), *sys.argv[1:]]), flush=True)
@@ -195,12 +211,15 @@ def main() -> None:
     folder = args.workdir or Path(tempfile.mkdtemp(prefix="bench_long_clip_"))
     try:
         models = make_models(folder / "models")
-        runs = {n: run_chain(folder / f"clip{n}", n, models, args.pti_steps, args.device) for n in lengths}
+        runs = {n: run_chain(folder / f"clip{n}", n, models, args.pti_steps, args.device, args.faces) for n in lengths}
     finally:
         if args.workdir is None:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"\n{RESOLUTION}-px generator, PTI {args.pti_steps} steps, {os.cpu_count()} CPUs, device {args.device}")
+    print(
+        f"\n{RESOLUTION}-px generator, {args.faces} face(s), PTI {args.pti_steps} steps, {os.cpu_count()} CPUs, "
+        f"device {args.device}"
+    )
     print(f"{'stage':>7} {'frames':>7} {'peak MiB':>9} {'imports MiB':>12} {'frames/s':>9}")
     for name in STAGES:
         for n in lengths:
