@@ -6,8 +6,9 @@ Per video, prints:
   true landmarks) before and after smoothing: mean angle error in degrees, mean shift error in image widths;
 * PTI: the mean L2 of the transformed render to the source crops before and after tuning, and the drop;
 * the `smile` edit (or --edit): share of usable frames whose synthetic-classifier smile score rises on the
-  PTI generator's aligned render against the unedited one, mean identity similarity of the edit to the
-  reconstruction (dlib), and TL-ID / TG-ID from metrics.parquet;
+  PTI generator's aligned render against the unedited one, the same share read by each reader of the panel
+  (sg3pipe.synth.panel; --panel, when its files exist) with the panel's minimum and median, mean identity
+  similarity of the edit to the reconstruction (dlib), and TL-ID / TG-ID from metrics.parquet;
 * paste-back: the largest change of a source pixel where the warped face mask is exactly 0 (must be 0).
 
     python benchmarks/measure_back_half.py
@@ -32,6 +33,7 @@ from sg3pipe.plots import true_crop_transforms
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.variants import base_variants, edit_variants, render_images
+from sg3pipe.synth.panel import PANEL, load_panel, panel_summary
 from sg3pipe.temporal import smoothing_settings
 from sg3pipe.video.decode import read_all_frames
 
@@ -59,10 +61,13 @@ def main() -> None:
     parser.add_argument("--attribute", default="smiling")
     parser.add_argument("--generator", default="models/synth_generator.safetensors")
     parser.add_argument("--classifier", default="models/synth_classifier.safetensors")
+    parser.add_argument("--panel", default="models/panel", help="folder of the panel's readers (skipped if absent)")
     args = parser.parse_args()
     results = Path(args.results)
     G = load_generator(args.generator)
     scorer = load_scorer({"kind": "synthetic", "path": args.classifier})
+    paths = {name: Path(args.panel) / f"{name}.safetensors" for name in PANEL}
+    panel = load_panel(paths) if all(path.exists() for path in paths.values()) else {}
     identity = IdentityModel()
     for video in args.videos:
         folder = results / video
@@ -97,6 +102,8 @@ def main() -> None:
             after = render_images(G_pti, edit, rows, with_transform=False)
             attribute = scorer.names.index(args.attribute)
             rise = scorer(after)[:, attribute] > scorer(before)[:, attribute]
+            read = {name: float((net(after)[:, attribute] > net(before)[:, attribute]).float().mean())
+                    for name, net in panel.items()}  # fmt: skip
         similarity = identity.similarity(to_uint8(after), to_uint8(before))
         metrics, metrics_meta = read_table(folder / "metrics.parquet")
         consistency = metrics_meta["summary"][0].get(name, {})
@@ -105,6 +112,14 @@ def main() -> None:
             f" reconstruction {similarity.mean():.3f} (min {similarity.min():.3f}); TL-ID"
             f" {consistency.get('tl_id', float('nan')):.3f}, TG-ID {consistency.get('tg_id', float('nan')):.3f}"
         )
+
+        if panel:
+            summary = panel_summary({name: {"rise": value} for name, value in read.items()})
+            print(
+                f"  {name}: {args.attribute} score rises, read by the panel: "
+                + ", ".join(f"{reader} {value:.1%}" for reader, value in read.items())
+                + f"; min {summary['min']['rise']:.1%}, median {summary['median']['rise']:.1%}"
+            )
 
         source = read_all_frames(Path("samples") / f"{video}.mp4")[rows]
         quad = column_array(frames, "crop_quad", (4, 2))[0].astype(np.float64)

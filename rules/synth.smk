@@ -8,6 +8,8 @@ SYNTH_CLIPS = {
     "synth_a": {"seed": 4, "seconds": 4.0, "glasses": 0.0},
     "synth_b": {"seed": 2, "seconds": 4.0, "glasses": 1.0},
 }
+# The panel's readers (sg3pipe.synth.panel.PANEL).
+PANEL_READERS = ["residual", "convformer", "separable"]
 
 
 rule synth_samples:
@@ -56,6 +58,37 @@ rule synth_classifier:
         device=config["device"],
     script:
         "../scripts/synth_classifier.py"
+
+
+rule synth_panel:
+    """Train one reader of the panel (sg3pipe.synth.panel.PANEL: three architectures that read the synthetic
+    world's editing figures and that no generator or encoder training ever uses) on degraded renders (3,500
+    steps: 25-40 minutes on one CPU core; resumes from results/synth_models/panel/{reader}/checkpoint.pt) and
+    write the shipped model file with its held-out accuracy. Build the three with
+    `snakemake --cores 2 models/panel/{residual,convformer,separable}.safetensors --forcerun synth_panel
+    --allowed-rules synth_panel` (a shell expands the braces). Not part of `all`."""
+    output:
+        reader="models/panel/{reader}.safetensors",
+        quality="models/panel/{reader}.quality.json",
+    log:
+        "logs/synth_panel/{reader}.log",
+    benchmark:
+        "logs/benchmarks/synth_panel/{reader}.tsv"
+    wildcard_constraints:
+        reader="|".join(PANEL_READERS),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+        gpu=gpu_count(),
+    params:
+        reader="{reader}",
+        workdir="results/synth_models/panel/{reader}",
+        device=config["device"],
+    script:
+        "../scripts/synth_panel.py"
 
 
 rule synth_models:

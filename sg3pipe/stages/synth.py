@@ -86,3 +86,27 @@ def synth_encoder(inputs: dict, outputs: dict, config: dict, threads: int = 1) -
 
     G = load_generator(inputs["generator"])
     fit_encoder(G, synthetic_source(G), outputs, {}, {"weights": None, "net": "alex"}, None, config)
+
+
+def synth_panel(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
+    """Train the panel reader ``config["reader"]`` (a key of :data:`sg3pipe.synth.panel.PANEL`, resuming in
+    ``config["workdir"]``), measure it on held-out renders (sharp, blurred by 0.9 px, noised by 0.05) and write
+    ``outputs["reader"]`` and ``outputs["quality"]``."""
+    from sg3pipe.devices import pick_device
+    from sg3pipe.io.atomic import atomic_path
+    from sg3pipe.synth.classifier import classifier_accuracy
+    from sg3pipe.synth.panel import PANEL, save_reader, train_reader
+
+    cfg = PANEL[config["reader"]]
+    net = train_reader(config["workdir"], cfg, pick_device(config["device"])).cpu()
+    quality = {
+        "accuracy": classifier_accuracy(net),
+        "accuracy_blurred_0.9px": classifier_accuracy(net, blur_px=0.9),
+        "accuracy_noised_0.05": classifier_accuracy(net, noise_std=0.05),
+        "n": 2048,
+        "transforms": "training distribution",
+        "config": dataclasses.asdict(cfg),
+    }
+    with atomic_path(outputs["quality"]) as tmp:
+        tmp.write_text(json.dumps(quality, indent=2))
+    save_reader(net, cfg, outputs["reader"], quality)
