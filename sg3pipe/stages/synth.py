@@ -33,27 +33,11 @@ def synth_classifier(inputs: dict, outputs: dict, config: dict, threads: int = 1
     """Train the attribute classifier (resuming in ``config["workdir"]``), measure it on held-out renders (sharp,
     blurred by 0.9 px and noised by 0.05) and write ``outputs["classifier"]`` and ``outputs["quality"]``."""
     from sg3pipe.devices import pick_device
-    from sg3pipe.io.atomic import atomic_path
-    from sg3pipe.synth.classifier import (
-        ClassifierTrainingConfig,
-        classifier_accuracy,
-        save_classifier,
-        train_classifier,
-    )
+    from sg3pipe.synth.classifier import ClassifierTrainingConfig, save_classifier, train_classifier
 
     cfg = ClassifierTrainingConfig()
     net = train_classifier(config["workdir"], cfg, pick_device(config["device"])).cpu()
-    quality = {
-        "accuracy": classifier_accuracy(net),
-        "accuracy_blurred_0.9px": classifier_accuracy(net, blur_px=0.9),
-        "accuracy_noised_0.05": classifier_accuracy(net, noise_std=0.05),
-        "n": 2048,
-        "transforms": "training distribution",
-        "config": dataclasses.asdict(cfg),
-    }
-    with atomic_path(outputs["quality"]) as tmp:
-        tmp.write_text(json.dumps(quality, indent=2))
-    save_classifier(net, outputs["classifier"], quality)
+    save_classifier(net, outputs["classifier"], _write_held_out_quality(net, cfg, outputs["quality"]))
 
 
 def synth_models(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> None:
@@ -93,12 +77,20 @@ def synth_panel(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> 
     ``config["workdir"]``), measure it on held-out renders (sharp, blurred by 0.9 px, noised by 0.05) and write
     ``outputs["reader"]`` and ``outputs["quality"]``."""
     from sg3pipe.devices import pick_device
-    from sg3pipe.io.atomic import atomic_path
-    from sg3pipe.synth.classifier import classifier_accuracy
     from sg3pipe.synth.panel import PANEL, save_reader, train_reader
 
     cfg = PANEL[config["reader"]]
     net = train_reader(config["workdir"], cfg, pick_device(config["device"])).cpu()
+    save_reader(net, cfg, outputs["reader"], _write_held_out_quality(net, cfg, outputs["quality"]))
+
+
+def _write_held_out_quality(net, cfg, path: str) -> dict:
+    """The accuracy per attribute of an attribute classifier ``net`` (trained with the dataclass ``cfg``) on
+    2,048 held-out renders, sharp, blurred by 0.9 px and noised by 0.05, with ``cfg``: written as JSON to
+    ``path`` and returned."""
+    from sg3pipe.io.atomic import atomic_path
+    from sg3pipe.synth.classifier import classifier_accuracy
+
     quality = {
         "accuracy": classifier_accuracy(net),
         "accuracy_blurred_0.9px": classifier_accuracy(net, blur_px=0.9),
@@ -107,6 +99,6 @@ def synth_panel(inputs: dict, outputs: dict, config: dict, threads: int = 1) -> 
         "transforms": "training distribution",
         "config": dataclasses.asdict(cfg),
     }
-    with atomic_path(outputs["quality"]) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(quality, indent=2))
-    save_reader(net, cfg, outputs["reader"], quality)
+    return quality
