@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg3pipe.synth import panel
+from sg3pipe.synth import classifier as classifier_module
 from sg3pipe.synth.classifier import classifier_accuracy
 from sg3pipe.synth.panel import (
     PANEL,
@@ -78,7 +78,7 @@ def test_training_runs_resumes_and_saves(tmp_path, monkeypatch):
         save_checkpoint(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(panel, "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(classifier_module, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_reader(tmp_path / "resumed", cfg)
     monkeypatch.undo()

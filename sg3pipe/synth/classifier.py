@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -172,20 +173,43 @@ def train_classifier(
     """Train (or resume) the synthetic classifier on fresh renders every step (binary cross-entropy per
     attribute); returns it in eval mode. Checkpoints ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every``
     steps and resumes from it when the config matches."""
+    torch.manual_seed(cfg.seed)
+    net = SynthAttributeNet(list(LABELS), cfg.resolution, cfg.widths).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+
+    def next_batch(step: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        # Small features (eyes, mouth, glasses) are found quickly on aligned faces and then followed as the
+        # transforms grow; under the full transforms from the start they stayed at chance for 600 steps.
+        return training_batch(cfg.batch, rng, cfg, min(1.0, step / max(cfg.curriculum * cfg.steps, 1)))
+
+    return fit_attributes(out_dir, net, optimizer, "classifier", cfg, next_batch, device)
+
+
+def fit_attributes(
+    out_dir: str | os.PathLike,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    part: str,
+    cfg,
+    next_batch: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]],
+    device: str | torch.device = "cpu",
+    log_prefix: str = "",
+) -> nn.Module:
+    """The training loop of an attribute net (binary cross-entropy per attribute, cosine-decayed learning rate),
+    resumable: ``cfg`` (a dataclass with ``seed``, ``steps``, ``lr``, ``checkpoint_every``) is the run's config;
+    ``next_batch(step, rng)`` gives images ``[B, 3, R, R]`` and labels ``[B, K]`` from the run's generator
+    (seeded ``cfg.seed + 1``). ``net`` and ``optimizer`` are saved as ``part`` and ``"optimizer"`` in
+    ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at the end, and restored from it when its
+    config matches. Returns ``net`` in eval mode."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    net = SynthAttributeNet(list(LABELS), cfg.resolution, cfg.widths).to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    net.train()
     rng = torch.Generator().manual_seed(cfg.seed + 1)
-    parts = {"classifier": net, "optimizer": optimizer}
+    parts = {part: net, "optimizer": optimizer}
     step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
     started = time.monotonic()
     while step < cfg.steps:
-        # Small features (eyes, mouth, glasses) are found quickly on aligned faces and then followed as the
-        # transforms grow; under the full transforms from the start they stayed at chance for 600 steps.
-        strength = min(1.0, step / max(cfg.curriculum * cfg.steps, 1))
-        images, labels = training_batch(cfg.batch, rng, cfg, strength)
+        images, labels = next_batch(step, rng)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         loss = F.binary_cross_entropy_with_logits(net(images.to(device)), labels.to(device))
@@ -196,7 +220,7 @@ def train_classifier(
         losses.append(loss.item())
         if step % 50 == 0:
             elapsed = time.monotonic() - started
-            log.info("step %d/%d loss %.4f (%.0f s)", step, cfg.steps, np.mean(losses[-50:]), elapsed)
+            log.info("%sstep %d/%d loss %.4f (%.0f s)", log_prefix, step, cfg.steps, np.mean(losses[-50:]), elapsed)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
     return net.eval()

@@ -14,9 +14,7 @@ minimum and median (:func:`panel_summary`).
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,11 +26,8 @@ from torch import nn
 
 from sg3pipe.io.errors import ModelFileError
 from sg3pipe.io.model_files import read_model_file, write_model_file
-from sg3pipe.synth.classifier import ClassifierTrainingConfig, degrade, training_batch
+from sg3pipe.synth.classifier import ClassifierTrainingConfig, degrade, fit_attributes, training_batch
 from sg3pipe.synth.renderer import LABELS
-from sg3pipe.training import cosine_lr, resume, save_checkpoint
-
-log = logging.getLogger(__name__)
 
 FORMAT_NAME = "synth_panel_reader"
 FORMAT_VERSION = 1
@@ -226,33 +221,16 @@ def reader_batch(n: int, rng: torch.Generator, cfg: ReaderConfig, strength: floa
 def train_reader(out_dir: str | os.PathLike, cfg: ReaderConfig, device: str | torch.device = "cpu") -> nn.Module:
     """Train (or resume) one reader on fresh renders every step (binary cross-entropy per attribute); the
     transforms grow from none to the full ranges over the first 40% of the steps. Checkpoints
-    ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and resumes from it when the config matches.
-    Returns the reader in eval mode."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and resumes from it when the config matches
+    (:func:`sg3pipe.synth.classifier.fit_attributes`). Returns the reader in eval mode."""
     torch.manual_seed(cfg.seed)
-    net = make_reader(cfg).to(device).train()
+    net = make_reader(cfg).to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    rng = torch.Generator().manual_seed(cfg.seed + 1)
-    parts = {"reader": net, "optimizer": optimizer}
-    step, losses = resume(out_dir, parts, rng, asdict(cfg), device)
-    started = time.monotonic()
-    while step < cfg.steps:
-        images, labels = reader_batch(cfg.batch, rng, cfg, min(1.0, step / max(0.4 * cfg.steps, 1)))
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
-        loss = F.binary_cross_entropy_with_logits(net(images.to(device)), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        losses.append(loss.item())
-        if step % 50 == 0:
-            log.info("%s step %d/%d loss %.4f (%.0f s)", cfg.kind, step, cfg.steps, np.mean(losses[-50:]),
-                     time.monotonic() - started)  # fmt: skip
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(out_dir, parts, rng, step, losses, asdict(cfg))
-    return net.eval()
+
+    def next_batch(step: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return reader_batch(cfg.batch, rng, cfg, min(1.0, step / max(0.4 * cfg.steps, 1)))
+
+    return fit_attributes(out_dir, net, optimizer, "reader", cfg, next_batch, device, f"{cfg.kind} ")
 
 
 def save_reader(net: nn.Module, cfg: ReaderConfig, path: str | os.PathLike, extra: Mapping | None = None) -> Path:
