@@ -33,7 +33,7 @@ from sg3pipe.plots import true_crop_transforms
 from sg3pipe.render.names import edit_variant_name
 from sg3pipe.render.pasteback import face_mask, frame_to_crop, paste_back
 from sg3pipe.render.variants import base_variants, edit_variants, render_images
-from sg3pipe.synth.panel import PANEL, load_panel, panel_summary
+from sg3pipe.synth.panel import load_panel, panel_paths, panel_summary
 from sg3pipe.temporal import smoothing_settings
 from sg3pipe.video.decode import read_all_frames
 
@@ -66,7 +66,7 @@ def main() -> None:
     results = Path(args.results)
     G = load_generator(args.generator)
     scorer = load_scorer({"kind": "synthetic", "path": args.classifier})
-    paths = {name: Path(args.panel) / f"{name}.safetensors" for name in PANEL}
+    paths = panel_paths(args.panel)
     panel = load_panel(paths) if all(path.exists() for path in paths.values()) else {}
     identity = IdentityModel()
     for video in args.videos:

@@ -39,7 +39,7 @@ from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring, sampl
 from sg3pipe.io.tables import read_table
 from sg3pipe.synth.classifier import load_classifier
 from sg3pipe.synth.generator_training import attribute_accuracies
-from sg3pipe.synth.panel import PANEL, load_panel, panel_summary
+from sg3pipe.synth.panel import load_panel, panel_paths, panel_summary
 from sg3pipe.synth.plugins import SynthScorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def main() -> None:
     factor = config["analysis"]["flip_factor"]
     torch.manual_seed(0)
     G = load_generator(args.generator)
-    panel = load_panel({name: Path(args.panel) / f"{name}.safetensors" for name in PANEL})
+    panel = load_panel(panel_paths(args.panel))
     readers = {SHIPPED: load_classifier(args.classifier), **panel}
 
     figures = {"legibility": attribute_accuracies(G, readers)}

@@ -21,6 +21,7 @@ from sg3pipe.synth.panel import (
     load_panel,
     load_reader,
     make_reader,
+    panel_paths,
     panel_summary,
     resample,
     save_reader,
@@ -30,7 +31,7 @@ from sg3pipe.synth.renderer import LABELS
 from sg3pipe.training import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = {name: ROOT / "models" / "panel" / f"{name}.safetensors" for name in PANEL}
+SHIPPED = panel_paths(ROOT / "models" / "panel")
 
 
 def test_the_readers_are_three_architectures_with_their_own_seeds():

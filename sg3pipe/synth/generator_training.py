@@ -184,10 +184,11 @@ def attribute_accuracies(
             for name, classifier in classifiers.items():
                 decisions[name].append(classifier(images).cpu() > 0)
             labels.append(attribute_labels(face_params(z)))
+    truths = {attribute: torch.cat([chunk[attribute] for chunk in labels]) for attribute in labels[0]}
     accuracy = {}
     for name, classifier in classifiers.items():
         decided = torch.cat(decisions[name])
-        truth = torch.stack([torch.cat([chunk[attribute] for chunk in labels]) for attribute in classifier.names], 1)
+        truth = torch.stack([truths[attribute] for attribute in classifier.names], dim=1)
         accuracy[name] = {}
         for k, attribute in enumerate(classifier.names):
             tpr = (decided[:, k] & truth[:, k]).sum() / truth[:, k].sum().clamp_min(1)

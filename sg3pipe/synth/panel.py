@@ -262,8 +262,13 @@ def load_reader(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     return net.to(device).eval()
 
 
+def panel_paths(folder: str | os.PathLike = "models/panel") -> dict[str, Path]:
+    """Reader name -> its file in ``folder`` (``{name}.safetensors``), for every reader of :data:`PANEL`."""
+    return {name: Path(folder) / f"{name}.safetensors" for name in PANEL}
+
+
 def load_panel(paths: Mapping[str, str | os.PathLike], device: str | torch.device = "cpu") -> dict[str, nn.Module]:
-    """Reader name -> :func:`load_reader` of each path."""
+    """Reader name -> :func:`load_reader` of each path (e.g. :func:`panel_paths`)."""
     return {name: load_reader(path, device) for name, path in paths.items()}
 
 
