@@ -34,7 +34,7 @@ import yaml
 
 from sg3pipe import load_generator
 from sg3pipe.editing.dci_table import dci_table
-from sg3pipe.editing.flips import describe_flips, flip_tables
+from sg3pipe.editing.flips import describe_flips, flip_tables_by_readers
 from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring, sample_arrays
 from sg3pipe.io.tables import read_table
 from sg3pipe.synth.classifier import load_classifier
@@ -44,15 +44,6 @@ from sg3pipe.synth.plugins import SynthScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = "shipped classifier"
-
-
-def flips(G, readers: dict, directions: Path, factor: float, n: int, settings: SamplingSettings) -> pd.DataFrame:
-    """The three flip tables read by every reader, stacked with a ``reader`` column."""
-    parts = []
-    for name, net in readers.items():
-        print(f"flip table read by {name}", flush=True)
-        parts.append(flip_tables(G, SynthScorer(net), directions, factor, n, settings).assign(reader=name))
-    return pd.concat(parts, ignore_index=True)
 
 
 def flip_summary(table: pd.DataFrame) -> dict:
@@ -114,7 +105,8 @@ def main() -> None:
     print(pd.DataFrame(figures["legibility_panel"]).T.round(3).to_string())
 
     directions = Path(args.directions)
-    table = flips(G, readers, directions, factor, args.flip_samples, settings)
+    scorers = {name: SynthScorer(net) for name, net in readers.items()}  # the edits rendered once for all
+    table = flip_tables_by_readers(G, scorers, directions, factor, args.flip_samples, settings)
     for reader, part in table.groupby("reader", sort=False):
         print(f"\nread by {reader}:\n" + describe_flips(part.drop(columns="reader"), factor, args.flip_samples))
     summary = flip_summary(table)

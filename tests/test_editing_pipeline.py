@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from generators import make_generator
@@ -13,7 +14,7 @@ from generators import make_generator
 from sg3pipe.editing.direction_finding import DirectionSettings, find_directions
 from sg3pipe.editing.directions import load_boundary
 from sg3pipe.editing.edits import EditSpec
-from sg3pipe.editing.flips import describe_flips, flip_tables
+from sg3pipe.editing.flips import describe_flips, flip_tables, flip_tables_by_readers
 from sg3pipe.editing.sampling import SamplingSettings, join_chunks, sample_arrays, sample_to_chunks
 from sg3pipe.editing.video_edits import edit_video, edited_images
 from sg3pipe.io.tables import column_array, read_table, write_table
@@ -28,6 +29,13 @@ class BrightnessScorer:
         bright = torch.sigmoid(20 * images.mean(dim=(1, 2, 3)))
         red = torch.sigmoid(20 * (images[:, 0] - images[:, 1:].mean(1)).mean(dim=(1, 2)))
         return torch.stack([bright, red], dim=1)
+
+
+class InvertedScorer(BrightnessScorer):
+    """'bright' for dark images: it chooses the other side of every sample, and reads the same edits."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return super().__call__(-images)
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +189,13 @@ def test_flip_table_diagonal_flips_more_than_chance(G, samples, tmp_path):
         assert w_bright.iloc[0]["bright"] >= 0.9
     text = describe_flips(flips, 3.0, 64)
     assert "space w, fitted directions" in text and "space w, conditional directions" in text
+    # Several readers: each edit rendered once on both sides, each reader choosing its samples' sides, gives the
+    # tables each reader gives alone; a reader that sees brightness the other way round gets other tables.
+    inverted = InvertedScorer()
+    both = flip_tables_by_readers(
+        G, {"a": BrightnessScorer(), "b": inverted}, tmp_path, factor_std=3.0, n=64, settings=SamplingSettings(batch=32)
+    )
+    alone = flip_tables(G, inverted, tmp_path, factor_std=3.0, n=64, settings=SamplingSettings(batch=32))
+    pd.testing.assert_frame_equal(both[both["reader"] == "a"].drop(columns="reader").reset_index(drop=True), flips)
+    pd.testing.assert_frame_equal(both[both["reader"] == "b"].drop(columns="reader").reset_index(drop=True), alone)
+    assert not alone.equals(flips)
