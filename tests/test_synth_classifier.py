@@ -3,6 +3,7 @@ resumes, and unusable files fail with one clear error."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from sg3pipe.synth.classifier import (
     degrade,
     gaussian_blur,
     load_classifier,
+    resample,
     save_classifier,
     train_classifier,
+    training_batch,
 )
 from sg3pipe.synth.renderer import LABELS
 
@@ -55,6 +58,25 @@ def test_blur_keeps_sharp_images_and_the_mean_and_spreads_a_point_by_its_sigma()
         assert abs(float(spread) - sigma) < 0.05
     noisy = degrade(torch.zeros(2, 3, 8, 8), torch.zeros(2), torch.tensor([0.0, 0.1]), torch.Generator().manual_seed(0))
     assert noisy[0].abs().max() == 0 and 0.07 < float(noisy[1].std()) < 0.13
+
+
+def test_resample_keeps_scale_one_and_removes_fine_detail():
+    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1  # the finest pattern
+    images = checker.expand(2, 3, 32, 32).clone()
+    out = resample(images, torch.tensor([1.0, 0.5]))
+    assert torch.equal(out[0], images[0])
+    assert float(out[1].abs().mean()) < 0.05  # a half-size image cannot hold it: it averages out
+
+
+def test_degraded_batches_resample_when_asked_and_keep_their_labels():
+    base = ClassifierTrainingConfig(resolution=32, degraded_fraction=1.0, max_blur_px=0.0, max_noise=0.0)
+    plain, labels = training_batch(8, torch.Generator().manual_seed(0), dataclasses.replace(base, degraded_fraction=0))
+    kept, kept_labels = training_batch(8, torch.Generator().manual_seed(0), base)  # min_scale 1: no resampling
+    soft, soft_labels = training_batch(8, torch.Generator().manual_seed(0), dataclasses.replace(base, min_scale=0.5))
+    assert torch.equal(labels, kept_labels) and torch.equal(labels, soft_labels)
+    torch.testing.assert_close(kept, plain, atol=1e-6, rtol=0)
+    detail = [float((x - gaussian_blur(x, torch.full((8,), 1.0))).square().mean()) for x in (plain, soft)]
+    assert detail[1] < 0.7 * detail[0], detail  # resampled down to 50-100% of the size: less fine detail
 
 
 def test_accuracy_of_an_untrained_classifier_is_near_chance():

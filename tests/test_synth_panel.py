@@ -23,7 +23,6 @@ from sg3pipe.synth.panel import (
     make_reader,
     panel_paths,
     panel_summary,
-    resample,
     save_reader,
     train_reader,
 )
@@ -63,12 +62,21 @@ def test_shipped_readers_read_renders_as_recorded(name):
         assert accuracy[attribute] >= recorded["accuracy"][attribute] - 0.07, (attribute, accuracy)
 
 
-def test_resample_keeps_scale_one_and_removes_fine_detail():
-    checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2 * 2.0 - 1  # the finest pattern
-    images = checker.expand(2, 3, 32, 32).clone()
-    out = resample(images, torch.tensor([1.0, 0.5]))
-    assert torch.equal(out[0], images[0])
-    assert float(out[1].abs().mean()) < 0.05  # a half-size image cannot hold it: it averages out
+def test_the_shipped_generator_is_read_by_the_panel_as_recorded():
+    from sg3pipe import load_generator
+    from sg3pipe.synth.generator_training import attribute_accuracies
+
+    G = load_generator(ROOT / "models" / "synth_generator.safetensors")
+    record = json.loads((ROOT / "models" / "synth_generator.quality.json").read_text())
+    recorded = record["attribute_balanced_accuracy_panel"]["median"]
+    median = panel_summary(attribute_accuracies(G, load_panel(SHIPPED), n=256, seed=11))["median"]
+    print("the panel's median on 256 seeds:", median, "recorded on 1,024:", recorded)
+    # Measured (seed 11, the same with ONEDNN_MAX_CPU_ISA=AVX2): smiling 0.865, glasses 0.866, eyes_closed 0.837,
+    # mouth_open 0.917, dark_hair 0.985, long_hair 0.969, each within 3 points of the record on 1,024 seeds; 256
+    # seeds have a standard error of about 2.5 points: within 7 of the record. The previous generator, with a
+    # panel median 8-15 points lower on the small attributes, would fail.
+    for attribute in LABELS:
+        assert median[attribute] >= recorded[attribute] - 0.07, (attribute, median)
 
 
 def test_training_runs_resumes_and_saves(tmp_path, monkeypatch):

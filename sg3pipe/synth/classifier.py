@@ -63,6 +63,9 @@ class ClassifierTrainingConfig:
     degraded_fraction: float = 0.0
     max_blur_px: float = 1.2
     max_noise: float = 0.06
+    # and, before the blur, resampled down to a share of the size uniform in [min_scale, 1] and back up
+    # (:func:`resample`: the softness of an image drawn at a lower resolution); 1 leaves the size alone.
+    min_scale: float = 1.0
     seed: int = 1
     checkpoint_every: int = 250
     extra: dict = field(default_factory=dict)
@@ -141,8 +144,24 @@ def training_batch(
         chosen = u[:, 0] < cfg.degraded_fraction
         blur = torch.where(chosen, u[:, 1] * cfg.max_blur_px, torch.zeros(n))
         noise = torch.where(chosen, u[:, 2] * cfg.max_noise, torch.zeros(n))
+        if cfg.min_scale < 1:
+            share = torch.rand(n, generator=rng)
+            images = resample(images, torch.where(chosen, cfg.min_scale + (1 - cfg.min_scale) * share, 1.0))
         images = degrade(images, blur, noise, rng)
     return images, labels
+
+
+def resample(images: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``images [N, C, H, W]``, each resampled down to ``round(scale * H)`` pixels (antialiased) and back up
+    (bilinear): the softness of an image drawn at a lower resolution. ``scale [N]`` in (0, 1]. Same shape."""
+    n, _, h, w = images.shape
+    out = images.clone()
+    for k in range(n):
+        size = max(4, round(float(scale[k]) * h))
+        if size < h:
+            small = F.interpolate(images[k : k + 1], size=(size, size), mode="bilinear", antialias=True)
+            out[k : k + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return out
 
 
 def gaussian_blur(images: torch.Tensor, sigma_px: torch.Tensor) -> torch.Tensor:

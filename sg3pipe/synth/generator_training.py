@@ -27,7 +27,7 @@ from sg3pipe.io.atomic import atomic_path
 from sg3pipe.networks.loading import load_generator
 from sg3pipe.networks.stylegan3 import Generator
 from sg3pipe.pixels import tile, to_uint8
-from sg3pipe.synth.classifier import SynthAttributeNet, load_classifier
+from sg3pipe.synth.classifier import SynthAttributeNet, gaussian_blur, load_classifier
 from sg3pipe.synth.params import face_params
 from sg3pipe.synth.renderer import RenderOutput, attribute_labels, render
 from sg3pipe.training import cosine_lr, resume, save_checkpoint
@@ -72,6 +72,14 @@ class GeneratorTrainingConfig:
     # degrees and 0.08 * attribute_augment image widths, so that pixel patterns that fool one classifier at one
     # pose (and are no feature) earn less than a drawn feature.
     attribute_augment: float = 0.0
+    # and blurred by a Gaussian of sigma uniform in [0, attribute_soften_px] pixels per sample: a feature drawn
+    # in a few sharp pixels that a classifier trained on sharp renders alone reads (and a softer reader does
+    # not) earns less than one drawn at the scale of the face's parts.
+    attribute_soften_px: float = 0.0
+    # Teachers per step: 0 uses every one in ``classifiers`` at each step; k uses k of them, rotated in turn
+    # (step s uses teachers s * k, ..., s * k + k - 1, modulo their number), so that no one reader's
+    # preferences are followed for long, at a k-th of the cost of the term.
+    teachers_per_step: int = 0
     landmark_weight: float = 0.0  # extra L2 weight on Gaussian blobs around landmarks 17-67 (brows to mouth)
     mouth_weight: float = 0.0  # and on blobs around landmarks 48-67 (the mouth, where a smile is 1-2 px at 64 px)
     landmark_sigma_px: float = 2.0  # standard deviation of those blobs, in output pixels
@@ -265,7 +273,8 @@ def distillation_loss(
     two is the mean over them: ``features``: the squared distance of a classifier's stage features, each stage
     divided by the target's mean square; ``attribute``: the binary cross-entropy of a classifier's logits on
     ``images`` (moved by :func:`augment` under random similarities drawn from ``rng`` when
-    ``cfg.attribute_augment`` > 0) against the target's labels; ``highpass``: the mean squared difference of the
+    ``cfg.attribute_augment`` > 0, and blurred when ``cfg.attribute_soften_px`` > 0) against the target's
+    labels; ``highpass``: the mean squared difference of the
     images' high-pass parts (:func:`high_pass`), which gives fine detail (eyes, lips, glasses frames: a few
     percent of the pixels) the weight a plain L2 does not.
     """
@@ -290,12 +299,22 @@ def distillation_loss(
         if cfg.attribute_augment > 0:
             moves = random_transforms(len(images), rng, 15 * cfg.attribute_augment, 0.08 * cfg.attribute_augment)
             seen = augment(images, moves)
+        if cfg.attribute_soften_px > 0:
+            seen = gaussian_blur(seen, torch.rand(len(images), generator=rng) * cfg.attribute_soften_px)
         cross_entropies = []
         for classifier in classifiers:
             labels = torch.stack([target.labels[name] for name in classifier.names], dim=1).float()
             cross_entropies.append(F.binary_cross_entropy_with_logits(classifier(seen), labels.to(images.device)))
         terms["attribute"] = cfg.attribute_lambda * torch.stack(cross_entropies).mean()
     return terms
+
+
+def teachers_of_step(teachers: list, step: int, per_step: int) -> list:
+    """The teachers training step ``step`` uses: all of them when ``per_step`` is 0 (or not fewer than them),
+    else ``per_step`` of them in turn: ``teachers[(step * per_step + i) % len(teachers)]`` for ``i < per_step``."""
+    if per_step <= 0 or per_step >= len(teachers):
+        return teachers
+    return [teachers[(step * per_step + i) % len(teachers)] for i in range(per_step)]
 
 
 def feature_distance(classifier: SynthAttributeNet, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -405,7 +424,7 @@ def train_generator(
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         ws = G.mapping(z.to(device), update_emas=True)
         images = G.synthesis(ws, transform=torch.as_tensor(np.linalg.inv(content)).to(device), update_emas=True)
-        terms = distillation_loss(images, target, cfg, classifiers, rng)
+        terms = distillation_loss(images, target, cfg, teachers_of_step(classifiers, step, cfg.teachers_per_step), rng)
         loss = sum(terms.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -26,7 +26,7 @@ from torch import nn
 
 from sg3pipe.io.errors import ModelFileError
 from sg3pipe.io.model_files import read_model_file, write_model_file
-from sg3pipe.synth.classifier import ClassifierTrainingConfig, degrade, fit_attributes, training_batch
+from sg3pipe.synth.classifier import ClassifierTrainingConfig, degrade, fit_attributes, resample, training_batch
 from sg3pipe.synth.renderer import LABELS
 
 FORMAT_NAME = "synth_panel_reader"
@@ -191,19 +191,6 @@ def make_reader(cfg: ReaderConfig, names: list[str] | None = None) -> nn.Module:
     if cfg.kind not in READER_KINDS:
         raise ValueError(f"unknown reader kind {cfg.kind!r}; known: {sorted(READER_KINDS)}")
     return READER_KINDS[cfg.kind](list(names or LABELS), cfg.resolution, cfg.width)
-
-
-def resample(images: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``images [N, C, H, W]``, each resampled down to ``round(scale * H)`` pixels (antialiased) and back up
-    (bilinear): the softness of an image drawn at a lower resolution. ``scale [N]`` in (0, 1]. Same shape."""
-    n, _, h, w = images.shape
-    out = images.clone()
-    for k in range(n):
-        size = max(4, round(float(scale[k]) * h))
-        if size < h:
-            small = F.interpolate(images[k : k + 1], size=(size, size), mode="bilinear", antialias=True)
-            out[k : k + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-    return out
 
 
 def reader_batch(n: int, rng: torch.Generator, cfg: ReaderConfig, strength: float) -> tuple[torch.Tensor, torch.Tensor]:
