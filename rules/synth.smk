@@ -93,10 +93,10 @@ rule synth_panel:
 
 rule synth_models:
     """Train the synthetic world's generator by distillation from the renderer, in the stages of
-    sg3pipe.synth.generator_recipe (two teacher classifiers, then six generator runs, the last one also against
+    sg3pipe.synth.generator_recipe (four teacher classifiers, then seven generator runs, the last two also against
     the shipped classifier; each resumes from results/synth_models/generator/{stage}/checkpoint.pt), measure it
-    with the shipped classifier and write the shipped model file (the stages take about 4 h 10 min on one CPU
-    core, 31,000 steps in all; the teachers 16 min each). Rebuild with
+    with the shipped classifier and write the shipped model file (the stages take about 4 h 45 min on one CPU
+    core, 34,000 steps in all; the teachers 16-31 min each). Rebuild with
     `snakemake --cores 2 synth_models --forcerun synth_models --allowed-rules synth_models`. Not part of `all`."""
     input:
         classifier=ancient("models/synth_classifier.safetensors"),
