@@ -207,8 +207,9 @@ def test_teachers_rotate_and_see_softened_images():
 
 @pytest.mark.parametrize("cfg", ["T", "R"])
 def test_widening_keeps_the_images_and_trains_the_new_channels(cfg):
-    narrow = make_generator(cfg, channel_base=256)
-    wide = make_generator(cfg, channel_base=1024, seed=1)
+    narrow = make_generator(cfg, channel_base=256, channel_max=16)
+    wide = make_generator(cfg, channel_base=1024, channel_max=32, seed=1)
+    assert wide.synthesis.input.channels > narrow.synthesis.input.channels, "the Fourier input must grow too"
     pairs = [
         (getattr(wide.synthesis, a), getattr(narrow.synthesis, b))
         for a, b in zip(wide.synthesis.layer_names, narrow.synthesis.layer_names, strict=True)

@@ -334,8 +334,8 @@ def widen_from(G: Generator, narrow: Generator) -> None:
     Each layer's old channels keep their weights; the new output channels keep ``G``'s fresh random weights
     (demodulation gives them unit scale), and the weights from new input channels to old output channels are
     zero, so the new channels do not change the image until training uses them; their weights get gradients
-    from the first step. ToRGB divides its styles by ``sqrt(in_channels)``, so its old affine rows are scaled
-    by ``sqrt(new / old)`` to keep the image.
+    from the first step. The Fourier input's channel mix and ToRGB divide by ``sqrt(channels)``, so the mix's
+    old block and ToRGB's old affine rows are scaled by ``sqrt(new / old)`` to keep the image.
 
     Raises:
         ValueError: the generators differ in anything but channel counts, or ``narrow`` is wider somewhere.
@@ -360,8 +360,10 @@ def widen_from(G: Generator, narrow: Generator) -> None:
                              f"{list(target.shape)} in the wide one")  # fmt: skip
         value = target.clone()
         value[tuple(slice(0, n) for n in source.shape)] = source
-        if name.endswith(".weight") and value.ndim == 4:  # modulated conv [out, in, k, k]
-            value[: source.shape[0], source.shape[1] :] = 0
+        if name == "synthesis.input.weight" or (name.endswith(".weight") and value.ndim == 4):
+            value[: source.shape[0], source.shape[1] :] = 0  # input mix [out, in], modulated conv [out, in, k, k]
+        if name == "synthesis.input.weight":
+            value[: source.shape[0], : source.shape[1]] *= float(np.sqrt(target.shape[1] / source.shape[1]))
         grown[name] = value
     for layer_name in G.synthesis.layer_names:
         layer = getattr(G.synthesis, layer_name)
