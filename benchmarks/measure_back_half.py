@@ -7,8 +7,10 @@ Per video, prints:
 * PTI: the mean L2 of the transformed render to the source crops before and after tuning, and the drop;
 * the `smile` edit (or --edit): share of usable frames whose synthetic-classifier smile score rises on the
   PTI generator's aligned render against the unedited one, the same share read by each reader of the panel
-  (sg3pipe.synth.panel; --panel, when its files exist) with the panel's minimum and median, mean identity
-  similarity of the edit to the reconstruction (dlib), and TL-ID / TG-ID from metrics.parquet;
+  (sg3pipe.synth.panel; --panel, when its files exist) with the panel's minimum and median, each reader's mean
+  score before and after the edit and its share of reconstructions already above 0.99 (where no score can
+  rise), mean identity similarity of the edit to the reconstruction (dlib), and TL-ID / TG-ID from
+  metrics.parquet;
 * paste-back: the largest change of a source pixel where the warped face mask is exactly 0 (must be 0).
 
     python benchmarks/measure_back_half.py
@@ -101,9 +103,11 @@ def main() -> None:
             before = render_images(G_pti, variants[2], rows, with_transform=False)
             after = render_images(G_pti, edit, rows, with_transform=False)
             attribute = scorer.names.index(args.attribute)
-            rise = scorer(after)[:, attribute] > scorer(before)[:, attribute]
-            read = {name: float((net(after)[:, attribute] > net(before)[:, attribute]).float().mean())
-                    for name, net in panel.items()}  # fmt: skip
+            scores = {"shipped classifier": (scorer(before)[:, attribute], scorer(after)[:, attribute])}
+            for reader, net in panel.items():
+                scores[reader] = (torch.sigmoid(net(before)[:, attribute]), torch.sigmoid(net(after)[:, attribute]))
+        rise = scores["shipped classifier"][1] > scores["shipped classifier"][0]
+        read = {reader: float((a > b).float().mean()) for reader, (b, a) in scores.items() if reader in panel}
         similarity = identity.similarity(to_uint8(after), to_uint8(before))
         metrics, metrics_meta = read_table(folder / "metrics.parquet")
         consistency = metrics_meta["summary"][0].get(name, {})
@@ -113,6 +117,14 @@ def main() -> None:
             f" {consistency.get('tl_id', float('nan')):.3f}, TG-ID {consistency.get('tg_id', float('nan')):.3f}"
         )
 
+        # A score cannot rise where the reader already reads the reconstruction as having the attribute.
+        print(
+            f"  {name}: {args.attribute} score before -> after (share of reconstructions above 0.99): "
+            + ", ".join(
+                f"{reader} {b.mean():.2f} -> {a.mean():.2f} ({(b > 0.99).float().mean():.0%})"
+                for reader, (b, a) in scores.items()
+            )
+        )
         if panel:
             summary = panel_summary({name: {"rise": value} for name, value in read.items()})
             print(
