@@ -8,6 +8,9 @@ Run after the main job (it reads the directions folder and its samples):
 * the flip table, all three blocks (fitted W, conditional W, fitted StyleSpace): each reader chooses the side of
   each held-out sample and reads whether the edit changed its decision, as the workflow's flip table does with
   its scorer (the same seeds and factor);
+* the flip table's floors on the renderer itself (sg3pipe.synth.flip_floors: one attribute's parameter mirrored
+  across its threshold on 2,048 renders): how often each reader's decision on another attribute changes where
+  only that parameter did; a cell at or under its floor is the reader's confusion, not the generator's;
 * DCI of W and S against each reader's scores (logits) on the direction-finding samples (as the workflow's DCI
   table against the shipped classifier's scores).
 
@@ -38,6 +41,7 @@ from sg3pipe.editing.flips import describe_flips, flip_tables_by_readers
 from sg3pipe.editing.sampling import SamplingSettings, render_for_scoring, sample_arrays
 from sg3pipe.io.tables import read_table
 from sg3pipe.synth.classifier import load_classifier
+from sg3pipe.synth.flip_floors import renderer_flips
 from sg3pipe.synth.generator_training import attribute_accuracies
 from sg3pipe.synth.panel import load_panel, panel_paths, panel_summary
 from sg3pipe.synth.plugins import SynthScorer
@@ -63,6 +67,17 @@ def flip_summary(table: pd.DataFrame) -> dict:
             "other_max_cell": f"{worst[1]} -> {worst[2]}",
         }
     return out
+
+
+def other_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The panel's median of each off-diagonal cell: ``tables`` reader -> ``[direction, attribute]`` shares gives
+    one row per cell (``direction``, ``attribute``, ``median``), largest first."""
+    stacked = np.stack([t.to_numpy(dtype=np.float64) for t in tables.values()])  # [R, D, A]
+    median = pd.DataFrame(np.median(stacked, axis=0), index=next(iter(tables.values())).index,
+                          columns=next(iter(tables.values())).columns)  # fmt: skip
+    cells = median.stack().rename("median").reset_index()
+    cells.columns = ["direction", "attribute", "median"]
+    return cells[cells["direction"] != cells["attribute"]].sort_values("median", ascending=False)
 
 
 def dci_by_reader(G, readers: dict, samples: Path, n: int, settings: SamplingSettings) -> pd.DataFrame:
@@ -125,6 +140,21 @@ def main() -> None:
         print(f"\n{block}: own-attribute flips, panel min / median: "
               + ", ".join(f"{a} {own['min'][a]:.0%}/{own['median'][a]:.0%}" for a in attributes if a in own["min"])
               + f"; worst other attribute, panel median {np.median(worst):.1%}, max {max(worst):.1%}")  # fmt: skip
+
+    floors = {name: renderer_flips(scorers[name]) for name in panel}
+    floor_cells = other_cells(floors).set_index(["direction", "attribute"])["median"]
+    figures["renderer_floors"] = {name: floor.to_dict(orient="index") for name, floor in floors.items()}
+    for name, floor in floors.items():
+        print(f"\nrenderer floors read by {name} (rows: the parameter mirrored; columns: the decision that changed)")
+        print(floor.round(3).to_string())
+    figures["other_cells_panel"] = {}
+    for (space, source), part in table.groupby(["space", "source"], sort=False):
+        tables = {r: t.set_index("direction")[attributes] for r, t in part.groupby("reader") if r in panel}
+        cells = other_cells(tables).head(4)
+        cells = cells.join(floor_cells.rename("renderer_floor"), on=["direction", "attribute"])
+        figures["other_cells_panel"][f"{space} {source}"] = cells.to_dict(orient="records")
+        print(f"\n{space} {source}: largest other-attribute cells by the panel's median, beside their renderer floors")
+        print(cells.round(3).to_string(index=False))
 
     dci = dci_by_reader(G, readers, directions / "samples.parquet", args.dci_samples, settings)
     figures["dci"] = dci.to_dict(orient="records")

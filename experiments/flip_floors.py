@@ -6,7 +6,7 @@ does.
    which any decision changes is what the generator and classifier do under an edit that carries no attribute.
 2. **The renderer itself.** Each attribute's parameter alone mirrored across its threshold on ``--renders``
    renders (``LABELS``): the classifier's decision on the others should not change, and the table says how often
-   it does.
+   it does. ``--panel`` reads the same renders with each reader of the panel (sg3pipe.synth.panel) too.
 
 Needs a directions folder from the workflow (``results/directions/synth_generator``: its ``samples.parquet``).
 What it measured: docs/findings.md.
@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 import sg3pipe.synth  # noqa: F401 - registers the scorer kind `synthetic`
 from sg3pipe import load_generator
@@ -30,8 +29,9 @@ from sg3pipe.editing.directions import conditional_normal, fit_boundary, project
 from sg3pipe.editing.flips import flip_table
 from sg3pipe.editing.sampling import SamplingSettings
 from sg3pipe.io.tables import read_table
-from sg3pipe.synth.params import LATENT_PARAMS, column, sample_params, with_values
-from sg3pipe.synth.renderer import LABELS, render
+from sg3pipe.synth.flip_floors import renderer_flips
+from sg3pipe.synth.panel import load_panel, panel_paths
+from sg3pipe.synth.plugins import SynthScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,24 +50,6 @@ def random_direction_flips(G, scorer, samples: pd.DataFrame, ratio: float, facto
     return flip_table(G, scorer, directions, factor, n, SamplingSettings(truncation_psi=0.7, pseudo_align=True))
 
 
-def renderer_flips(scorer, n: int, batch: int = 128) -> pd.DataFrame:
-    """Rows: the attribute whose parameter alone is mirrored across its threshold; columns: the share of ``n``
-    renders whose decision on each attribute changed."""
-    ranges = {p.name: (p.low, p.high) for p in LATENT_PARAMS}
-    params = sample_params(n, 12345)
-
-    def decisions(p: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([scorer(render(p[i : i + batch], 64).images) > 0.5 for i in range(0, n, batch)])
-
-    before = decisions(params)
-    table = {}
-    for attribute, (name, threshold, _) in LABELS.items():
-        mirrored = (2 * threshold - column(params, name)).clamp(*ranges[name])
-        table[attribute] = (decisions(with_values(params, **{name: mirrored})) != before).float().mean(0).numpy()
-    return pd.DataFrame.from_dict(table, orient="index", columns=scorer.names)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--directions", type=Path, default=ROOT / "results" / "directions" / "synth_generator")
@@ -77,6 +59,7 @@ def main() -> None:
     parser.add_argument("--factor", type=float, default=3.0)
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--renders", type=int, default=2048)
+    parser.add_argument("--panel", type=Path, help="folder of the panel's readers: their renderer floors too")
     args = parser.parse_args()
     G = load_generator(args.generator)
     scorer = load_scorer({"kind": "synthetic", "path": str(args.classifier)})
@@ -85,6 +68,9 @@ def main() -> None:
     print(random_direction_flips(G, scorer, samples, args.ratio, args.factor, args.samples).round(3))
     print(f"\nrenderer, one parameter mirrored across its threshold, {args.renders} renders")
     print(renderer_flips(scorer, args.renders).round(3))
+    for name, net in (load_panel(panel_paths(args.panel)) if args.panel else {}).items():
+        print(f"\nthe same renders read by the panel's {name} reader")
+        print(renderer_flips(SynthScorer(net), args.renders).round(3))
 
 
 if __name__ == "__main__":
